@@ -1,0 +1,272 @@
+"""IOC dashboard: the Flask server with the Dash app, and the command line that runs every process.
+
+    python app.py demo      demo warehouse (created on first start), poller, simulator and web
+    python app.py web       the web app only (production: gunicorn "app:create_server()")
+    python app.py poller    the poller process (one per deployment)
+    python app.py users ... create, list and reset accounts
+
+The poller never runs inside a web worker: it is its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from dash import Dash
+from flask import Flask, Response, redirect, request
+
+from config.datasets import load_datasets
+from config.errors import ConfigError
+from config.settings import PROJECT_DIR, Settings, load_settings
+from data_sources.admin_units import crosswalk as unit_crosswalk
+from data_sources.admin_units import current_units
+from data_sources.clock import Clock, system_clock
+from data_sources.geo import prepare_ward_layer
+from data_sources.population import load_population
+from data_sources.snapshots import SnapshotStore, open_snapshot_store
+from data_sources.users import UserError, create_schema, create_user, list_users, set_language
+from data_sources.warehouse import create_warehouse_engine
+
+log = logging.getLogger("ioc")
+
+DRILLDOWN_TIMEOUT_MS = 5_000
+DEMO_DIR = PROJECT_DIR / "var"
+DEMO_LOGINS = DEMO_DIR / "demo_logins.json"
+DEMO_ACCOUNTS = (
+    ("lanh_dao", "leader", (), "Lãnh đạo UBND"),
+    ("truong_phong_phan_anh", "department_head", ("feedback",), "Trưởng phòng Phản ánh hiện trường"),
+    ("van_hanh", "operator", (), "Cán bộ vận hành"),
+    ("quan_tri", "admin", (), "Quản trị hệ thống"),
+)
+
+
+def create_app(
+    settings: Settings | None = None, *, store: SnapshotStore | None = None, clock: Clock = system_clock
+) -> Dash:
+    """Build the Dash app on its own Flask server with the login guard installed."""
+    from dashboards import pages  # noqa: F401  (registers the page callbacks)
+    from dashboards.context import AppContext, set_context
+    from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language
+    from layouts.i18n import LANGUAGES, t
+    from layouts.shell import shell
+
+    settings = settings or load_settings()
+    catalogue = load_datasets(settings.datasets_file)
+    store = store or open_snapshot_store(settings.snapshot_url)
+    warehouse = create_warehouse_engine(settings.warehouse_url, statement_timeout_ms=DRILLDOWN_TIMEOUT_MS)
+    app_db = create_warehouse_engine(settings.app_db_url)
+    create_schema(app_db)
+    units = current_units(settings.province_code)
+    crosswalk = unit_crosswalk(settings.province_code)
+    layer = prepare_ward_layer(units, settings.boundaries_path)
+    set_context(
+        AppContext(
+            settings=settings,
+            catalogue=catalogue,
+            store=store,
+            warehouse=warehouse,
+            app_db=app_db,
+            units=units,
+            crosswalk=crosswalk,
+            ward_geojson=layer.geojson,
+            wards_approximate=layer.approximate,
+            population=load_population(warehouse, settings.population_table, crosswalk),
+            clock=clock,
+        )
+    )
+    server = Flask(__name__)
+    server.secret_key = settings.secret_key
+    install_security(server, app_db, idle_minutes=settings.session_idle_minutes, secure_cookies=settings.secure_cookies)
+
+    @server.route("/lang/<code>")
+    def switch_language(code: str) -> Response:
+        if code not in LANGUAGES:
+            return Response("unknown language", status=404, mimetype="text/plain")
+        account = current_account()
+        if account is not None:
+            set_language(app_db, account.id, code)
+        target = request.args.get("next") or "/"
+        response = redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+        response.set_cookie(LANGUAGE_COOKIE, code, samesite="Lax", secure=settings.secure_cookies, httponly=True)
+        return response
+
+    app = Dash(
+        __name__,
+        server=server,
+        assets_folder=str(PROJECT_DIR / "assets"),
+        suppress_callback_exceptions=True,
+        title="IOC",
+        update_title=None,
+    )
+
+    def serve_layout():
+        lang = request_language()
+        account = current_account()
+        label = account.display_name if account else ""
+        return shell(lang, label, settings.refresh_seconds) if account else t("login.required", lang)
+
+    app.layout = serve_layout
+    return app
+
+
+def create_server() -> Flask:
+    """WSGI entry point for gunicorn: ``gunicorn "app:create_server()"``."""
+    return create_app().server
+
+
+def _ensure_secret(settings_file_key: Path) -> None:
+    if not settings_file_key.exists():
+        settings_file_key.parent.mkdir(parents=True, exist_ok=True)
+        settings_file_key.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        settings_file_key.chmod(0o600)
+
+
+def run_poller(settings: Settings) -> None:
+    """Run the poller until SIGINT/SIGTERM."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from data_sources.clock import LOCAL_TZ
+    from data_sources.scheduler import Poller
+
+    catalogue = load_datasets(settings.datasets_file)
+    poller = Poller(
+        catalogue, create_warehouse_engine(settings.warehouse_url), open_snapshot_store(settings.snapshot_url)
+    )
+    scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
+    poller.schedule(scheduler)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler.start()
+    log.info("poller %s started with %d datasets", poller.owner, len(catalogue.datasets))
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    poller.release()
+
+
+def _demo_accounts(settings: Settings) -> list[dict[str, str]]:
+    """Create the demo accounts once (random passwords kept in var/demo_logins.json) and return them."""
+    if DEMO_LOGINS.exists():
+        return json.loads(DEMO_LOGINS.read_text(encoding="utf-8"))
+    engine = create_warehouse_engine(settings.app_db_url)
+    create_schema(engine)
+    logins = []
+    for username, role, sectors, name in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        create_user(engine, username, password, role, sectors=sectors, display_name=name)
+        logins.append({"username": username, "password": password, "role": role})
+    DEMO_LOGINS.write_text(json.dumps(logins, indent=2), encoding="utf-8")
+    DEMO_LOGINS.chmod(0o600)
+    return logins
+
+
+def run_demo(host: str, port: int) -> None:
+    """Create the demo warehouse on first start, then run poller, simulator and web together."""
+    from datetime import datetime
+
+    from data_sources.demo.generate import generate_warehouse
+    from sqlalchemy import inspect
+
+    from data_sources.clock import LOCAL_TZ
+
+    DEMO_DIR.mkdir(exist_ok=True)
+    _ensure_secret(DEMO_DIR / "secret_key")
+    settings = load_settings()
+    engine = create_warehouse_engine(settings.warehouse_url)
+    if not inspect(engine).has_table("feedback_reports"):
+        print("Tạo kho dữ liệu mẫu / creating the demo warehouse (Huế, 40 wards, since 01/2025)…", flush=True)
+        generate_warehouse(settings.warehouse_url, now=datetime.now(LOCAL_TZ), progress=True)
+    logins = _demo_accounts(settings)
+    children = [
+        subprocess.Popen([sys.executable, str(PROJECT_DIR / "app.py"), "poller"]),
+        subprocess.Popen(
+            [sys.executable, "-m", "data_sources.demo.simulate", "--url", settings.warehouse_url, "--interval", "3"],
+            cwd=PROJECT_DIR,
+        ),
+    ]
+    url = f"http://{host}:{port}/"
+    print("\n" + "=" * 64)
+    print(f"IOC demo: {url}")
+    for login in logins:
+        print(f"  {login['role']:<16} {login['username']:<24} {login['password']}")
+    print("(Ctrl-C stops the web app, the poller and the simulator)")
+    print("=" * 64 + "\n", flush=True)
+    try:
+        create_app(settings).run(host=host, port=port, debug=False, threaded=True)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _users_command(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_warehouse_engine(settings.app_db_url)
+    create_schema(engine)
+    if args.action == "list":
+        for account in list_users(engine):
+            scope = ",".join(account.sectors) or "*"
+            print(f"{account.username:<28} {account.role:<16} {scope}")
+        return 0
+    if args.action == "create":
+        password = args.password or secrets.token_urlsafe(12)
+        try:
+            create_user(engine, args.username, password, args.role, sectors=tuple(args.sector or ()))
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"created {args.username} ({args.role}); password: {password}" if not args.password else "created")
+        return 0
+    return 2
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="ioc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="demo warehouse + poller + simulator + web")
+    web = commands.add_parser("web", help="the web app only")
+    for sub in (demo, web):
+        sub.add_argument("--host", default="127.0.0.1")
+        sub.add_argument("--port", type=int, default=8050)
+    commands.add_parser("poller", help="the poller process")
+    users = commands.add_parser("users", help="manage accounts")
+    users.add_argument("action", choices=["create", "list"])
+    users.add_argument("--username")
+    users.add_argument("--password")
+    users.add_argument("--role")
+    users.add_argument("--sector", action="append")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            run_demo(args.host, args.port)
+            return 0
+        settings = load_settings()
+        if args.command == "web":
+            create_app(settings).run(host=args.host, port=args.port, debug=False, threaded=True)
+        elif args.command == "poller":
+            run_poller(settings)
+        elif args.command == "users":
+            return _users_command(settings, args)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

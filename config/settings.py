@@ -1,0 +1,188 @@
+"""Deployment settings: a TOML file, overridable per key by IOC_<KEY> environment variables.
+
+The file is ``config/ioc.toml`` unless ``IOC_CONFIG`` names another. Relative paths in SQLite URLs
+and file settings are resolved against the project folder. Every problem raises ``ConfigError``
+naming the key and the file (or the environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from config.errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_FILE = PROJECT_DIR / "config" / "ioc.toml"
+ENV_PREFIX = "IOC_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings of one deployment."""
+
+    source: str
+    province_code: str
+    warehouse_url: str
+    app_db_url: str
+    snapshot_url: str
+    secret_key: str
+    datasets_file: Path
+    boundaries_path: Path | None
+    population_table: str | None
+    session_idle_minutes: int
+    unmasked_roles: tuple[str, ...]
+    refresh_seconds: int
+    map_tile_url: str | None
+    secure_cookies: bool
+
+
+def _resolve_sqlite(url: str) -> str:
+    """Make a relative SQLite path absolute against the project folder."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.isabs(parsed.database):
+        return str(parsed.set(database=str(PROJECT_DIR / parsed.database)))
+    return url
+
+
+def _resolve_path(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+class _Values:
+    """Looks a key up in the environment first, then in the file, remembering where it came from."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def raw(self, key: str) -> tuple[Any, str]:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in os.environ:
+            return os.environ[env_name], f"environment variable {env_name}"
+        return self.data.get(key), str(self.path)
+
+    def text(self, key: str, *, default: str | None = None, required: bool = True) -> str | None:
+        value, where = self.raw(key)
+        if value is None or value == "":
+            if default is not None or not required:
+                return default
+            raise ConfigError(where, key, "is required")
+        if not isinstance(value, str):
+            raise ConfigError(where, key, f"expected text, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+        value, where = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, key, f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise ConfigError(where, key, f"must be at least {minimum}, got {number}")
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value, where = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(where, key, f"expected true or false, got {value!r}")
+
+    def url(self, key: str, default: str | None = None) -> str:
+        value = self.text(key, default=default)
+        _, where = self.raw(key)
+        if key == "snapshot_url":
+            scheme = value.split(":", 1)[0]
+            if scheme not in ("sqlite", "redis", "memory"):
+                raise ConfigError(where, key, f"expected a sqlite:///, redis:// or memory:// URL, got {value!r}")
+            return _resolve_sqlite(value) if scheme == "sqlite" else value
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ConfigError(where, key, f"not a database URL: {value!r}") from None
+        return _resolve_sqlite(value)
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value, where = self.raw(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(where, key, f"expected a list of names, got {value!r}")
+        return tuple(value)
+
+
+def _secret_key(values: _Values) -> str:
+    """The session-signing secret: from IOC_SECRET_KEY, or read from the file ``secret_key_file`` names."""
+    direct, _ = values.raw("secret_key")
+    if direct:
+        if len(str(direct)) < 32:
+            raise ConfigError(f"environment variable {ENV_PREFIX}SECRET_KEY", "secret_key", "use 32 characters or more")
+        return str(direct)
+    file_value = values.text("secret_key_file")
+    _, where = values.raw("secret_key_file")
+    path = _resolve_path(file_value)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(where, "secret_key_file", f"cannot read {path}: {error.strerror}") from None
+    if len(secret) < 32:
+        raise ConfigError(where, "secret_key_file", f"{path} must hold a secret of 32 characters or more")
+    return secret
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read, validate and resolve the settings."""
+    path = Path(path or os.environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_FILE)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "(syntax)", str(error)) from None
+    section = data.get("ioc")
+    if not isinstance(section, dict):
+        raise ConfigError(path, "ioc", "the file needs an [ioc] table")
+    values = _Values(path, section)
+    province_code = values.text("province_code")
+    if not (province_code.isdigit() and len(province_code) == 2):
+        _, where = values.raw("province_code")
+        raise ConfigError(
+            where, "province_code", f"expected a two-digit province code like '46', got {province_code!r}"
+        )
+    boundaries = values.text("boundaries_path", required=False)
+    datasets_file = _resolve_path(values.text("datasets_file", default="config/datasets.toml"))
+    return Settings(
+        source=str(path),
+        province_code=province_code,
+        warehouse_url=values.url("warehouse_url"),
+        app_db_url=values.url("app_db_url"),
+        snapshot_url=values.url("snapshot_url"),
+        secret_key=_secret_key(values),
+        datasets_file=datasets_file,
+        boundaries_path=_resolve_path(boundaries) if boundaries else None,
+        population_table=values.text("population_table", required=False),
+        session_idle_minutes=values.integer("session_idle_minutes", 30),
+        unmasked_roles=values.names("unmasked_roles"),
+        refresh_seconds=values.integer("refresh_seconds", 5),
+        map_tile_url=values.text("map_tile_url", required=False),
+        secure_cookies=values.boolean("secure_cookies", False),
+    )

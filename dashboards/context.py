@@ -1,0 +1,85 @@
+"""What every page and callback of one web process shares: settings, stores and reference data.
+
+Built once at start-up by ``app.create_app``; nothing in it changes afterwards except the decoded
+snapshot cache, which is keyed by snapshot version so it can never serve stale figures.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from config.datasets import DatasetCatalogue
+from config.settings import Settings
+from data_sources.clock import Clock
+from data_sources.snapshots import Snapshot, SnapshotStore
+from data_sources.sql import ReflectedDataset
+
+
+@dataclass
+class AppContext:
+    """Shared, read-only state of one web process."""
+
+    settings: Settings
+    catalogue: DatasetCatalogue
+    store: SnapshotStore
+    warehouse: Engine
+    app_db: Engine
+    units: pd.DataFrame
+    crosswalk: dict[str, str]
+    ward_geojson: dict
+    wards_approximate: bool
+    population: pd.Series
+    clock: Clock
+    reflected: dict[str, ReflectedDataset] = field(default_factory=dict)
+    _cache: dict[str, Snapshot] = field(default_factory=dict)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self, dataset_id: str) -> Snapshot | None:
+        """The newest snapshot of a dataset, decoded once per version."""
+        version = self.store.version(dataset_id)
+        if version is None:
+            return None
+        cached = self._cache.get(dataset_id)
+        if cached is not None and cached.version == version:
+            return cached
+        fresh = self.store.get(dataset_id)
+        if fresh is not None:
+            with self._mutex:
+                self._cache[dataset_id] = fresh
+        return fresh
+
+    def now(self) -> datetime:
+        """The current local time (injectable in tests)."""
+        return self.clock()
+
+    def ward_name(self, code: str, lang: str) -> str:
+        """Display name of a current ward in the interface language."""
+        match = self.units.loc[self.units["code"] == code]
+        if match.empty:
+            return code
+        return str(match.iloc[0]["name" if lang != "en" else "name_en"])
+
+    def old_codes_of(self, ward_code: str) -> tuple[str, ...]:
+        """Every unit code (the ward's own and pre-2025 ones) whose rows belong to ``ward_code`` today."""
+        return tuple(sorted(code for code, current in self.crosswalk.items() if current == ward_code))
+
+
+_context: AppContext | None = None
+
+
+def set_context(context: AppContext) -> None:
+    """Install the process's context (app start-up, tests)."""
+    global _context
+    _context = context
+
+
+def get_context() -> AppContext:
+    """The process's context; raises if the app was not created."""
+    if _context is None:
+        raise RuntimeError("the app context is not set: create the app with app.create_app()")
+    return _context

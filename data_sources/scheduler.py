@@ -1,0 +1,113 @@
+"""The poller process: one APScheduler job per dataset, never inside a web worker.
+
+Only one poller is active at a time: each job first renews an expiring lock in the snapshot store
+(a conditional update), so a second poller started by mistake stands by instead of double polling.
+After every poll the process writes a status document (last run, duration, rows read, error, next
+run per dataset) that the web shows as poll health and uses to say since when data is unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from config.datasets import DatasetCatalogue
+from data_sources.clock import Clock, system_clock
+from data_sources.poller import DatasetPoller, PollResult
+from data_sources.snapshots import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "poller"
+STATUS_NAME = "poller"
+
+
+class Poller:
+    """All datasets' pollers plus the lock and the status document they share."""
+
+    def __init__(
+        self,
+        catalogue: DatasetCatalogue,
+        engine: Engine,
+        store: SnapshotStore,
+        clock: Clock = system_clock,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.store = store
+        self.clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.pollers = {d.id: DatasetPoller(d, engine, store, clock) for d in catalogue}
+        self.results: dict[str, PollResult] = {}
+        self.unavailable_since: datetime | None = None
+        self.next_runs: dict[str, datetime | None] = {}
+        self._mutex = threading.Lock()
+
+    @property
+    def lock_ttl_seconds(self) -> float:
+        """Long enough to survive the slowest job interval, short enough for a quick hand-over."""
+        return max(d.poll_seconds for d in self.catalogue) * 3 + 10
+
+    def poll(self, dataset_id: str) -> PollResult | None:
+        """Poll one dataset if this process holds the poller lock; None when it stands by."""
+        if not self.store.acquire_lock(LOCK_NAME, self.owner, self.lock_ttl_seconds):
+            log.info("another poller holds the lock; %s stands by", self.owner)
+            return None
+        result = self.pollers[dataset_id].poll()
+        with self._mutex:
+            self.results[dataset_id] = result
+            if result.error and self.unavailable_since is None:
+                self.unavailable_since = result.started_at
+            elif not any(r.error for r in self.results.values()):
+                self.unavailable_since = None
+            self.store.put_status(STATUS_NAME, self.status())
+        return result
+
+    def poll_all(self) -> dict[str, PollResult | None]:
+        """Poll every dataset once (start-up and tests)."""
+        return {dataset.id: self.poll(dataset.id) for dataset in self.catalogue}
+
+    def status(self) -> dict[str, Any]:
+        """Poll health: per dataset the last result and the next run."""
+        datasets = {}
+        for dataset in self.catalogue:
+            result = self.results.get(dataset.id)
+            entry: dict[str, Any] = {"poll_seconds": dataset.poll_seconds, "next_run": self.next_runs.get(dataset.id)}
+            if result:
+                entry |= asdict(result)
+            datasets[dataset.id] = entry
+        return {
+            "owner": self.owner,
+            "updated_at": self.clock(),
+            "unavailable_since": self.unavailable_since,
+            "datasets": datasets,
+        }
+
+    def schedule(self, scheduler: BackgroundScheduler) -> None:
+        """One interval job per dataset: coalesced, never overlapping itself, first run now."""
+        for dataset in self.catalogue:
+            job = scheduler.add_job(
+                self.poll,
+                "interval",
+                args=[dataset.id],
+                id=f"poll:{dataset.id}",
+                seconds=dataset.poll_seconds,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=dataset.poll_seconds,
+                next_run_time=datetime.now().astimezone(),
+            )
+            self.next_runs[dataset.id] = job.next_run_time
+
+    def release(self) -> None:
+        """Give the lock up so another poller can take over at once."""
+        self.store.release_lock(LOCK_NAME, self.owner)

@@ -1,0 +1,1 @@
+"""Browser tests: drive Debian's headless Chromium through Selenium (marker ``browser``)."""
