@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dash import Dash
 from flask import Flask, Response, redirect, request
@@ -93,8 +94,7 @@ def create_app(
         account = current_account()
         if account is not None:
             set_language(app_db, account.id, code)
-        target = request.args.get("next") or "/"
-        response = redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+        response = redirect(_same_site_path(request.referrer, request.host))
         response.set_cookie(LANGUAGE_COOKIE, code, samesite="Lax", secure=settings.secure_cookies, httponly=True)
         return response
 
@@ -115,6 +115,14 @@ def create_app(
 
     app.layout = serve_layout
     return app
+
+
+def _same_site_path(referrer: str | None, host: str) -> str:
+    """The referring page's path when it is on this site, else the overview."""
+    parts = urlsplit(referrer or "")
+    if parts.netloc == host and parts.path.startswith("/") and not parts.path.startswith("//"):
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return "/"
 
 
 def create_server() -> Flask:

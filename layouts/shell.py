@@ -41,11 +41,17 @@ def shell(lang: str, user_label: str, refresh_seconds: int) -> html.Div:
                                 role="status",
                                 **{"aria-live": "polite"},
                             ),
-                            dcc.RadioItems(
+                            html.Nav(
+                                [
+                                    html.A(
+                                        code.upper(),
+                                        href=f"/lang/{code}",
+                                        title=t(f"lang.{code}", lang),
+                                        className="active" if code == lang else "",
+                                    )
+                                    for code in LANGUAGES
+                                ],
                                 id=ids.LANGUAGE,
-                                options=[{"label": code.upper(), "value": code} for code in LANGUAGES],
-                                value=lang,
-                                inline=True,
                                 className="language-switch",
                             ),
                             html.Span(user_label, id=ids.USER_NAME, className="user-name"),
