@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dash import Dash
+from dash import Dash, html
 from flask import Flask, Response, redirect, request
 
 from config.datasets import load_datasets
@@ -111,7 +111,9 @@ def create_app(
         lang = request_language()
         account = current_account()
         label = account.display_name if account else ""
-        return shell(lang, label, settings.refresh_seconds) if account else t("login.required", lang)
+        if account is None:  # Dash validates the layout once outside any session
+            return html.Div(t("login.required", lang))
+        return shell(lang, label, settings.refresh_seconds)
 
     app.layout = serve_layout
     return app
@@ -180,10 +182,10 @@ def run_demo(host: str, port: int) -> None:
     """Create the demo warehouse on first start, then run poller, simulator and web together."""
     from datetime import datetime
 
-    from data_sources.demo.generate import generate_warehouse
     from sqlalchemy import inspect
 
     from data_sources.clock import LOCAL_TZ
+    from data_sources.demo.generate import generate_warehouse
 
     DEMO_DIR.mkdir(exist_ok=True)
     _ensure_secret(DEMO_DIR / "secret_key")

@@ -19,7 +19,7 @@ from data_sources.scheduler import STATUS_NAME
 from data_sources.users import Account
 from layouts import ids
 from layouts.components import card, empty_state, kpi_tile
-from layouts.i18n import format_datetime, t
+from layouts.i18n import catalogue, format_datetime, t
 from layouts.shell import navigation
 
 OVERVIEW_PATH = "/"
@@ -236,8 +236,9 @@ def _freshness(context: AppContext, dataset_ids: tuple[str, ...], lang: str) -> 
             "late_after_s": poll_seconds * LATE_FACTOR,
             "stale_after_s": poll_seconds * STALE_FACTOR,
         }
-    labels = {key: t(f"freshness.{key}", lang) for key in ("live", "late", "stale", "unknown", "age")}
-    labels |= {unit: t(f"units.{unit}", lang) for unit in ("seconds", "minutes", "hours", "days")}
+    strings = catalogue(lang)  # raw templates: the browser fills {age} and {n} itself
+    labels = {key: strings[f"freshness.{key}"] for key in ("live", "late", "stale", "unknown", "age")}
+    labels |= {unit: strings[f"units.{unit}"] for unit in ("seconds", "minutes", "hours", "days")}
     return {"datasets": datasets, "labels": labels}
 
 

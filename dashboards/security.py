@@ -128,6 +128,7 @@ def install_security(server: Flask, app_db, *, idle_minutes: int, secure_cookies
         SESSION_COOKIE_SECURE=secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in the guard, after the session check, so 401 comes first
         WTF_CSRF_HEADERS=["X-CSRFToken"],
         MAX_CONTENT_LENGTH=MAX_CALLBACK_BODY,
     )
@@ -158,6 +159,8 @@ def install_security(server: Flask, app_db, *, idle_minutes: int, secure_cookies
                 logout_user()
                 session.clear()
             else:
+                if request.method == "POST":
+                    csrf.protect()
                 if not _is_refresh_tick():
                     session["last_active"] = time.time()
                 return None
@@ -210,6 +213,7 @@ def install_security(server: Flask, app_db, *, idle_minutes: int, secure_cookies
             return login_page()
         username = (request.form.get("username") or "").strip()[:64]
         password = request.form.get("password") or ""
+        csrf.protect()
         account = verify_password(app_db, username, password) if username and password else None
         if account is None:
             log.info("failed login for %r from %s", username, request.remote_addr)
