@@ -55,6 +55,7 @@ def create_app(
     """Build the Dash app on its own Flask server with the login guard installed."""
     from dashboards import pages  # noqa: F401  (registers the page callbacks)
     from dashboards.context import AppContext, set_context
+    from dashboards.registry import register_callbacks
     from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language
     from layouts.i18n import LANGUAGES, t
     from layouts.shell import shell
@@ -116,6 +117,7 @@ def create_app(
         return shell(lang, label, settings.refresh_seconds)
 
     app.layout = serve_layout
+    register_callbacks(app)
     return app
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import abort
 
 from config.roles import VIEW
 from dashboards.cards import kpi_row, records, series, ward_map
 from dashboards.context import AppContext, get_context
+from dashboards.registry import callback, clientside_callback
 from dashboards.sectors import SECTOR_PAGES, WINDOWS, SectorPage, ViewState, parse_view_state, sector_page_for
 from dashboards.security import current_account, request_language, secured
 from data_sources.kpis import compute_kpi
@@ -23,9 +24,9 @@ from layouts.i18n import catalogue, format_datetime, t
 from layouts.shell import navigation
 
 OVERVIEW_PATH = "/"
-LATE_FACTOR = 2
-STALE_FACTOR = 3
-"""A dataset is late after 2 and stale after 3 poll intervals without a poll (browser-side clock)."""
+LATE_FACTOR = 1.5
+STALE_FACTOR = 2
+"""A dataset is late after 1.5 and stale after 2 poll intervals without a poll (browser-side clock)."""
 
 
 def nav_items(account: Account, lang: str) -> list[tuple[str, str]]:

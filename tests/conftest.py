@@ -61,3 +61,33 @@ def warehouse_url(request, tmp_path) -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(name)
+
+
+SEED_SCALE = 0.02
+SEED_DAYS = 40
+
+
+@pytest.fixture(scope="session")
+def seeded_warehouse(tmp_path_factory) -> str:
+    """A small demo warehouse (SQLite file), made once per test process and only read by tests."""
+    from datetime import timedelta
+
+    from data_sources.demo.generate import generate_warehouse
+
+    path = tmp_path_factory.mktemp("seeded") / "warehouse.db"
+    url = f"sqlite:///{path}"
+    generate_warehouse(url, now=FIXED_NOW, scale=SEED_SCALE, start=(FIXED_NOW - timedelta(days=SEED_DAYS)).date())
+    return url
+
+
+def fast_datasets_file(folder, poll_every: str = "2s"):
+    """A copy of config/datasets.toml with every dataset polled every ``poll_every``."""
+    import re
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "config" / "datasets.toml"
+    target = Path(folder) / "datasets.toml"
+    target.write_text(
+        re.sub(r'poll_every = "[^"]+"', f'poll_every = "{poll_every}"', source.read_text("utf-8")), "utf-8"
+    )
+    return target

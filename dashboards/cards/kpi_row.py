@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, State, callback, html
+from dash import Input, Output, State, html
 
 from config.roles import VIEW
+from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import SectorView, resolve_sector_view
 from data_sources.kpis import KpiFigure, compute_kpi

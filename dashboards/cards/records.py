@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
-from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
+from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from config.roles import VIEW
+from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import SectorView, resolve_sector_view
 from data_sources.clock import to_local_naive

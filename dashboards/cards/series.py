@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc
+from dash import Input, Output, State, dcc
 
 from config.roles import VIEW
+from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import resolve_sector_view
 from data_sources.kpis import measure_series

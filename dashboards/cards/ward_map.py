@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, ctx, dcc
+from dash import Input, Output, Patch, State, ctx, dcc
 
 from config.roles import VIEW
+from dashboards.registry import callback
 from dashboards.sectors import SectorPage
 from dashboards.security import secured
 from dashboards.view import SectorView, resolve_sector_view
