@@ -29,7 +29,5 @@ def create_warehouse_engine(url: str, *, statement_timeout_ms: int = 30_000, **k
         return engine
     if parsed.get_backend_name() == "postgresql":
         options = f"-c statement_timeout={int(statement_timeout_ms)}"
-        return create_engine(
-            url, connect_args={"options": options}, pool_pre_ping=True, **kwargs
-        )
+        return create_engine(url, connect_args={"options": options}, pool_pre_ping=True, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
