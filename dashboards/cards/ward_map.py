@@ -73,7 +73,7 @@ def build_ward_map(
             featureidkey="id",
             colorscale=SEQUENTIAL,
             marker={"opacity": 0.8, "line": {"width": 0.8, "color": "#ffffff"}},
-            colorbar={"title": {"text": title}, "thickness": 12},
+            colorbar={"thickness": 12, "len": 0.8},
             text=text,
             hoverinfo="text",
             selectedpoints=selected_points,
@@ -83,7 +83,7 @@ def build_ward_map(
         layout=base_layout(
             uirevision="ward-map",
             margin={"l": 0, "r": 0, "t": 0, "b": 0},
-            map={"style": "white-bg", "center": center, "zoom": 8.6},
+            map={"style": "white-bg", "center": center, "zoom": 8.1},
         ),
     )
     if approximate_note:
@@ -109,7 +109,7 @@ def map_title_static(page: SectorPage, lang: str) -> str:
 
 
 def map_title(view: SectorView) -> str:
-    """Colour-bar title for the view's page."""
+    """Map title (used in hover text) for the view's page."""
     return map_title_static(view.page, view.lang)
 
 

@@ -123,7 +123,7 @@ def pick_option(driver, text: str) -> bool:
     return False
 
 
-def test_leader_logs_in_sees_live_numbers_drills_into_a_ward_and_sees_stale_when_the_poller_stops(chromium, live_demo):
+def test_leader_logs_in_drills_into_a_ward_sees_stale_when_the_poller_stops_and_401_leads_to_login(chromium, live_demo):
     driver = chromium
     base = live_demo["url"]
     wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
@@ -167,3 +167,8 @@ def test_leader_logs_in_sees_live_numbers_drills_into_a_ward_and_sees_stale_when
     )
     assert time.monotonic() - stopped <= 2 * POLL_SECONDS + 2
     save_screenshot(driver, "05-stale")
+
+    # the session goes away (expiry, logout elsewhere): the next tick gets 401 and lands on login
+    driver.delete_all_cookies()
+    wait.until(lambda d: "/login?next=" in d.current_url)
+    assert driver.find_element(By.ID, "username").is_displayed()
