@@ -122,6 +122,7 @@ def _flood_events(seed: int, year: int) -> np.ndarray:
 
 
 def _years(times: np.ndarray) -> range:
+    """Calendar years spanned by ``times``."""
     if len(times) == 0:
         return range(0)
     first, last = (from_seconds(t).year for t in (times.min(), times.max()))
@@ -149,6 +150,7 @@ def flood_rain(seed: int, times: np.ndarray) -> np.ndarray:
 
 # --- calendar helpers ----------------------------------------------------------------------------
 def _hour_of_day(times: np.ndarray) -> np.ndarray:
+    """Local hour of the day as a fraction (7.5 = 07:30)."""
     return (times % DAY) / HOUR
 
 
@@ -158,15 +160,18 @@ def _weekday(days: np.ndarray) -> np.ndarray:
 
 
 def _year(times: np.ndarray) -> np.ndarray:
+    """Calendar year of each time."""
     return (times // DAY).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
 def _day_of_year(times: np.ndarray) -> np.ndarray:
+    """Day of the year of each time, 0 for 1 January."""
     days = (times // DAY).astype("datetime64[D]")
     return (days - days.astype("datetime64[Y]")).astype(np.int64)
 
 
 def _bump(x: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """A Gaussian bump of height 1."""
     return np.exp(-0.5 * np.square((x - centre) / width))
 
 
@@ -182,6 +187,10 @@ def _traffic_demand(hours: np.ndarray, weekday: np.ndarray) -> np.ndarray:
     weekend = weekday >= 5
     peaks = 0.5 * _bump(hours, 7.75, 0.55) + 0.55 * _bump(hours, 17.5, 0.65)
     return 0.07 + 0.55 * daytime_ * np.where(weekend, 0.9, 1.0) + peaks * np.where(weekend, 0.4, 1.0)
+
+
+Placer = Callable[[Sequence[str], float], pd.DataFrame]
+"""Places catalogue entries (by pre-merger ward name) on the map: ward_code, old_code, lat, lon."""
 
 
 # --- the province --------------------------------------------------------------------------------
@@ -255,6 +264,24 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
     wards = current_units(province_code)[["code", "name", "type", "lat", "lon", "area_km2"]].reset_index(drop=True)
     ward_pos = {code: i for i, code in enumerate(wards["code"])}
     legacy = legacy_units(province_code)
+    # a ward the crosswalk does not cover (a new special zone) stands in for its own past
+    uncovered = wards[~wards["code"].isin(legacy["new_code"])]
+    legacy = pd.concat(
+        [
+            legacy,
+            pd.DataFrame(
+                {
+                    "old_code": uncovered["code"],
+                    "old_name": uncovered["name"],
+                    "old_district": "",
+                    "lat": uncovered["lat"],
+                    "lon": uncovered["lon"],
+                    "new_code": uncovered["code"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     legacy["ward_idx"] = legacy["new_code"].map(ward_pos)
     legacy = legacy.sort_values(["ward_idx", "old_code"]).reset_index(drop=True)
     old_count = np.bincount(legacy["ward_idx"], minlength=len(wards))
@@ -281,6 +308,7 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
         return int(old_start[by_population[rank % len(wards)]])
 
     def place(entries: Sequence[str], spread_deg: float) -> pd.DataFrame:
+        """Each entry near the centroid of its pre-merger ward, with both ward codes."""
         positions = [anchor(name, rank) for rank, name in enumerate(entries)]
         anchors = legacy.iloc[positions]
         jitter = rng.normal(0, spread_deg, (len(positions), 2))
@@ -310,7 +338,10 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
         wards=wards,
         old_codes=legacy["old_code"].to_numpy(dtype=object),
         old_names=legacy["old_name"].to_numpy(dtype=object),
-        old_areas=(legacy["old_name"] + ", " + legacy["old_district"]).to_numpy(dtype=object),
+        old_areas=legacy["old_name"]
+        .str.cat(legacy["old_district"].replace("", None), sep=", ", na_rep="")
+        .str.removesuffix(", ")
+        .to_numpy(dtype=object),
         old_start=old_start,
         old_count=old_count,
         ward_streets=tuple(tuple(s) for s in streets),
@@ -330,7 +361,8 @@ _ROAD_KINDS = {
 }
 
 
-def _segments(rng: np.random.Generator, place: Callable, scale: float) -> pd.DataFrame:
+def _segments(rng: np.random.Generator, place: Placer, scale: float) -> pd.DataFrame:
+    """Road segments with free-flow speed, capacity and demand; a prefix of the catalogue below scale 1."""
     catalogue = names.ROAD_SEGMENTS
     draws = rng.random((len(catalogue), 4))
     frame = place([old for _, old, _ in catalogue], 0.002)
@@ -354,13 +386,14 @@ def _segments(rng: np.random.Generator, place: Callable, scale: float) -> pd.Dat
 
 def _facilities(
     rng: np.random.Generator,
-    place: Callable,
+    place: Placer,
     wards: pd.DataFrame,
     legacy: pd.DataFrame,
     old_start: np.ndarray,
     by_population: np.ndarray,
     scale: float,
 ) -> pd.DataFrame:
+    """The hospitals of the catalogue and a health station in each (most populous, below scale 1) ward."""
     hospitals = place([old for _, old, _, _ in names.HOSPITALS], 0.001)
     hospitals["facility_id"] = [f"BV{i + 1:02d}" for i in range(len(names.HOSPITALS))]
     hospitals["name"] = [h[0] for h in names.HOSPITALS]
@@ -398,7 +431,8 @@ _AIR_PROFILES = {
 }
 
 
-def _air_stations(rng: np.random.Generator, place: Callable) -> pd.DataFrame:
+def _air_stations(rng: np.random.Generator, place: Placer) -> pd.DataFrame:
+    """Air-quality stations with their pollution profile."""
     catalogue = names.AIR_STATIONS
     draws = rng.random((len(catalogue), 2))
     frame = place([old for _, old, _ in catalogue], 0.001)
@@ -412,7 +446,8 @@ def _air_stations(rng: np.random.Generator, place: Callable) -> pd.DataFrame:
     return frame
 
 
-def _gauges(place: Callable) -> pd.DataFrame:
+def _gauges(place: Placer) -> pd.DataFrame:
+    """River gauges with their alert levels, dry-season level, flood lag and tide."""
     catalogue = names.RIVER_GAUGES
     frame = place([entry[2] for entry in catalogue], 0.0005)
     columns = ["name", "river", "_old", "alert_level_1", "alert_level_2", "alert_level_3", "base", "lag_h", "tide"]
@@ -598,15 +633,18 @@ def arrivals(
 
 
 def _days_since_2025(days: np.ndarray) -> np.ndarray:
+    """Day numbers counted from 1 January 2025."""
     return days - to_seconds(datetime(2025, 1, 1)) // DAY
 
 
 def _pick(rng: np.random.Generator, options: Sequence, n: int, weights: Sequence[float] | None = None) -> np.ndarray:
+    """``n`` options drawn with the given relative weights (uniformly without them)."""
     p = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
     return np.asarray(options, dtype=object)[rng.choice(len(options), n, p=p)]
 
 
 def _nullable(times: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``times`` where ``mask`` holds, NULL (``NEVER``) elsewhere."""
     return np.where(mask, times, NEVER)
 
 
@@ -736,6 +774,7 @@ COUNTER_HOURLY = (0, 0, 0, 0, 0, 0, 0, 1, 4, 5, 5, 1.5, 0, 1.5, 5, 5, 4, 0, 0, 0
 
 
 def _dossier_rate(days: np.ndarray, scale: float, online: bool) -> np.ndarray:
+    """Expected online or counter dossiers per day: busy weekdays, a Saturday morning, online Sundays."""
     weekday = _weekday(days)
     volume = np.select([weekday == 5, weekday == 6], [0.6, 0.3], 1.15)
     online_share = np.select([weekday == 5, weekday == 6], [0.8, 1.0], 0.55)
@@ -812,6 +851,7 @@ CASE_HOURLY = (0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 2, 4, 6, 6, 6, 5, 4, 5, 5, 5, 4, 3,
 
 
 def _case_rates(disease: str, days: np.ndarray, scale: float) -> np.ndarray:
+    """Expected cases per day: dengue peaks in autumn, hand-foot-mouth in spring and autumn, flu in winter."""
     doy = _day_of_year(days * DAY)
     if disease == "dengue":
         rate = 1.2 * (0.25 + 2.8 * _season(doy, 275, 45))
@@ -960,6 +1000,7 @@ def entity_tables(world: DemoWorld) -> dict[Table, Columns]:
     w, seg, fac, air, gauges = world.wards, world.segments, world.facilities, world.air_stations, world.gauges
 
     def cols(frame: pd.DataFrame, names_: Sequence[str]) -> Columns:
+        """The named columns of ``frame``."""
         return {name: frame[name].to_numpy() for name in names_}
 
     return {
@@ -1067,25 +1108,30 @@ def generate_warehouse(
     start_s = to_seconds(datetime.combine(start, daytime()))
     world = build_world(province_code, seed, scale)
 
-    def readings(builder: Callable, cadence: Cadence, table: Table) -> Callable[[], Columns]:
+    def readings(builder: Callable[..., Columns], cadence: Cadence, table: Table) -> Callable[[], Columns]:
+        """A step building a sensor table's whole history."""
         return lambda: builder(world, cadence.times(start_s, now_s), stream(seed, table.name), now_s)
 
     def incidents() -> Columns:
+        """Traffic incidents since ``start``."""
         rng = stream(seed, schema.traffic_incidents.name)
         times, kinds = incident_times(rng, seed, start_s, now_s, scale)
         return traffic_incidents(world, times, kinds, rng, now_s)
 
     def cases() -> Columns:
+        """Disease cases since ``start``."""
         rng = stream(seed, schema.health_cases.name)
         times, disease = case_times(rng, start_s, now_s, scale)
         return health_cases(world, times, disease, rng, now_s)
 
     def dossier_rows() -> Columns:
+        """Dossiers since ``start``."""
         rng = stream(seed, schema.dossiers.name)
         times, channel = dossier_times(rng, start_s, now_s, scale)
         return dossiers(world, times, channel, rng, now_s)
 
     def feedback() -> Columns:
+        """Feedback reports since ``start``."""
         rng = stream(seed, schema.feedback_reports.name)
         times = arrivals(rng, start_s, now_s, lambda d: feedback_daily_rate(d, scale), FEEDBACK_HOURLY)
         return feedback_reports(world, times, rng, now_s)

@@ -61,6 +61,7 @@ BIRTH_PROVINCE_CODES: tuple[tuple[str, float], ...] = (
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str], n: int) -> np.ndarray:
+    """``n`` options drawn uniformly."""
     return np.asarray(options, dtype=object)[rng.integers(0, len(options), n)]
 
 

@@ -57,6 +57,7 @@ from data_sources.demo.generate import (
     health_occupancy,
     incident_times,
     rating_for,
+    stream,
     to_seconds,
     traffic_incidents,
     traffic_readings,
@@ -91,7 +92,7 @@ class Simulator:
         self.engine = create_warehouse_engine(url)
         self.seed = seed
         self.scale = scale
-        self.rng = np.random.default_rng([seed, 7_000_001])
+        self.rng = stream(seed, "simulator")
         self.world = self._entities_in_warehouse(build_world(province_code, seed))
         wards = self.world.wards["code"].tolist()
         self._current_ward = {code: i for i, code in enumerate(wards)}
@@ -149,6 +150,7 @@ class Simulator:
         return np.sort(now - self.rng.integers(0, spread, count))
 
     def _add_events(self, since: int, now: int, counts: dict[str, int]) -> None:
+        """New reports, dossiers, cases and incidents for ``(since, now]``, plus this step's burst."""
         rng, world, start = self.rng, self.world, since + 1
 
         feedback_times = np.sort(
@@ -195,6 +197,7 @@ class Simulator:
             )
 
     def _insert(self, table: Table, build: Callable[[Connection], Columns], counts: dict[str, int]) -> None:
+        """Build rows and append them in one short transaction."""
         with self.engine.begin() as conn:
             columns = build(conn)
             if len(columns["updated_at"]):
@@ -223,6 +226,7 @@ class Simulator:
 
     # --- status changes --------------------------------------------------------------------------
     def _advance(self, now: int, counts: dict[str, int]) -> None:
+        """Move a few open records along their lifecycle."""
         moved = {
             schema.feedback_reports: self._advance_feedback(now, int(self.rng.integers(1, 4))),
             schema.dossiers: self._advance_dossiers(now, int(self.rng.integers(0, 3))),
@@ -236,8 +240,10 @@ class Simulator:
         self, conn: Connection, table: Table, columns: Sequence[str], condition: ColumnElement[bool], k: int
     ) -> list[Row]:
         """Up to ``k`` random rows matching ``condition``."""
+        if k <= 0:
+            return []
         rows = conn.execute(select(*(table.c[c] for c in columns)).where(condition).order_by(table.c.id)).all()
-        if not rows or k <= 0:
+        if not rows:
             return []
         chosen = self.rng.choice(len(rows), min(k, len(rows)), replace=False)
         return [rows[i] for i in sorted(chosen)]
