@@ -216,8 +216,9 @@ class TestNumbers:
         assert format_percent(missing, "en") == MISSING
 
     def test_pandas_and_numpy_values(self):
-        pd = pytest.importorskip("pandas")
-        np = pytest.importorskip("numpy")
+        import numpy as np
+        import pandas as pd
+
         assert format_number(pd.NA, "vi") == MISSING
         assert format_number(np.nan, "vi") == MISSING
         assert format_number(np.int64(12345), "vi") == "12.345"
@@ -267,7 +268,8 @@ class TestDatesAndTimes:
         assert format_datetime(datetime(2026, 11, 21, 17, 5, 59), "vi") == "21/11/2026 17:05"
 
     def test_pandas_timestamps(self):
-        pd = pytest.importorskip("pandas")
+        import pandas as pd
+
         assert format_datetime(pd.Timestamp("2026-11-20T17:30Z"), "vi") == "21/11/2026 00:30"
         assert format_datetime(pd.NaT, "vi") == MISSING
 

@@ -12,7 +12,7 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -114,6 +114,16 @@ def tile_value(driver, label: str) -> str | None:
     return None
 
 
+def click_when_ready(wait: WebDriverWait, by: str, selector: str) -> None:
+    """Find and click in one step, retried while a refresh re-renders the element."""
+
+    def attempt(driver) -> bool:
+        driver.find_element(by, selector).click()
+        return True
+
+    wait.until(attempt)
+
+
 def pick_option(driver, text: str) -> bool:
     """Click the open dropdown's option labelled ``text``."""
     for option in driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-options .dash-dropdown-option"):
@@ -126,7 +136,9 @@ def pick_option(driver, text: str) -> bool:
 def test_leader_logs_in_drills_into_a_ward_sees_stale_when_the_poller_stops_and_401_leads_to_login(chromium, live_demo):
     driver = chromium
     base = live_demo["url"]
-    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
+    wait = WebDriverWait(
+        driver, 30, ignored_exceptions=(StaleElementReferenceException, ElementClickInterceptedException)
+    )
 
     driver.get(base + "/")
     wait.until(EC.presence_of_element_located((By.ID, "username")))
@@ -144,18 +156,18 @@ def test_leader_logs_in_drills_into_a_ward_sees_stale_when_the_poller_stops_and_
     save_screenshot(driver, "02-overview")
 
     # sector page: tiles, series and the ward map
-    driver.find_element(By.CSS_SELECTOR, "a.kpi-link[href='/feedback']").click()
+    click_when_ready(wait, By.CSS_SELECTOR, "a.kpi-link[href='/feedback']")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#kpi-row .kpi-tile")) == 6)
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#ward-map .js-plotly-plot")))
     save_screenshot(driver, "03-feedback")
 
     # drill down: pick a ward, its records appear, the URL keeps the view
-    driver.find_element(By.ID, "ward-select").click()
+    click_when_ready(wait, By.ID, "ward-select")
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".dash-dropdown-options")))
     wait.until(lambda d: pick_option(d, "Phường Phú Xuân"))
     wait.until(lambda d: "ward=19753" in d.current_url)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#records-table tbody tr")) > 1)
-    assert "Phú Xuân" in driver.find_element(By.ID, "breadcrumb").text
+    wait.until(lambda d: "Phú Xuân" in d.find_element(By.ID, "breadcrumb").text)
     save_screenshot(driver, "04-ward-records")
 
     # the poller stops: within two poll intervals the badge, aged in the browser, says stale
