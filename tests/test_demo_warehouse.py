@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from data_sources.admin_units import current_units, legacy_units
 from data_sources.clock import LOCAL_TZ, system_clock
 from data_sources.demo import schema
-from data_sources.demo.generate import DEFAULT_SEED, generate_warehouse
+from data_sources.demo.generate import DEFAULT_SEED, TRAFFIC_CADENCE, generate_warehouse
 from data_sources.demo.simulate import Simulator, main, run
 
 NOW = datetime(2025, 7, 15, 9, 30, tzinfo=LOCAL_TZ)
@@ -168,12 +168,13 @@ def test_simulator_continues_sensor_series_where_the_generator_stopped(warehouse
         counts = simulator.step(NOW + timedelta(minutes=10, seconds=1))
     finally:
         simulator.close()
-    assert counts["traffic_readings"] == 2 * segments
+    assert counts["traffic_readings"] == (10 * 60 // TRAFFIC_CADENCE.fine_s) * segments
     new = query(
         warehouse_copy,
         f"SELECT observed_at, count(*) FROM traffic_readings WHERE observed_at > '{LOCAL_NOW}' GROUP BY 1",
     )
-    assert new == [("2025-07-15 09:35:00.000000", segments), ("2025-07-15 09:40:00.000000", segments)]
+    expected_times = ["09:32", "09:34", "09:36", "09:38", "09:40"]  # every 2 minutes after 09:30:xx
+    assert new == [(f"2025-07-15 {hhmm}:00.000000", segments) for hhmm in expected_times]
     river = query(warehouse_copy, f"SELECT count(*) FROM env_river_levels WHERE observed_at > '{LOCAL_NOW}'")
     assert river == [(0,)]  # gauges report every 15 minutes
 

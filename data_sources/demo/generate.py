@@ -75,7 +75,9 @@ class Cadence:
         return np.concatenate([coarse, grid(max(boundary, start), end, self.fine_s)])
 
 
-TRAFFIC_CADENCE = Cadence(5 * MINUTE, 7, HOUR)
+TRAFFIC_CADENCE = Cadence(2 * MINUTE, 7, HOUR)
+TRAFFIC_CAPACITY_WINDOW_S = 5 * MINUTE
+"""Segment capacities are vehicles per 5 minutes; a reading counts the vehicles of one fine interval."""
 RIVER_CADENCE = Cadence(15 * MINUTE, 7, HOUR)
 OCCUPANCY_CADENCE = Cadence(HOUR, 30, 6 * HOUR)
 AIR_CADENCE = Cadence(HOUR, 0, HOUR)
@@ -470,9 +472,9 @@ def _written(observed: np.ndarray, rng: np.random.Generator, now: int, written_a
 def traffic_readings(
     world: DemoWorld, times: np.ndarray, rng: np.random.Generator, now: int, written_at: int | None = None
 ) -> Columns:
-    """Vehicles in the 5 minutes ending at each time, and their mean speed, for every segment."""
+    """Vehicles in the fine interval (2 minutes) ending at each time, and their mean speed, per segment."""
     seg = world.segments
-    capacity = seg["capacity"].to_numpy()
+    capacity = seg["capacity"].to_numpy() * (TRAFFIC_CADENCE.fine_s / TRAFFIC_CAPACITY_WINDOW_S)
     free_flow = seg["free_flow_kmh"].to_numpy()
     demand = _traffic_demand(_hour_of_day(times), _weekday(times // DAY)) * (
         1 + 0.06 * wobble(world.seed, "traffic", times)
