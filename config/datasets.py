@@ -9,12 +9,11 @@ a problem stops start-up with one line naming the file and the key.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError
+from config.errors import ConfigError, read_toml
 
 SECTORS = ("traffic", "health", "environment", "public_services", "feedback")
 AGGREGATES = ("count", "sum", "min", "max")
@@ -365,13 +364,7 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
 def load_datasets(path: Path | str = DEFAULT_FILE) -> DatasetCatalogue:
     """Read and validate the dataset catalogue; ``ConfigError`` names the file and key of a problem."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(path, "(file)", "not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "(syntax)", str(error)) from None
+    data = read_toml(path)
     datasets_spec = data.get("datasets")
     if not isinstance(datasets_spec, dict) or not datasets_spec:
         raise ConfigError(path, "datasets", "declare at least one [datasets.<id>] table")

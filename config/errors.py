@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -13,3 +15,14 @@ class ConfigError(ValueError):
         self.key = key
         self.problem = problem
         super().__init__(f"{self.path}: {key}: {problem}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax becomes a ``ConfigError`` naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "(syntax)", str(error)) from None

@@ -8,7 +8,6 @@ naming the key and the file (or the environment variable).
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from config.errors import ConfigError
+from config.errors import ConfigError, read_toml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = PROJECT_DIR / "config" / "ioc.toml"
@@ -151,13 +150,7 @@ def _secret_key(values: _Values) -> str:
 def load_settings(path: Path | str | None = None) -> Settings:
     """Read, validate and resolve the settings."""
     path = Path(path or os.environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_FILE)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(path, "(file)", "not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "(syntax)", str(error)) from None
+    data = read_toml(path)
     section = data.get("ioc")
     if not isinstance(section, dict):
         raise ConfigError(path, "ioc", "the file needs an [ioc] table")

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dash import Input, State
 from flask import abort
 
 from dashboards.context import AppContext, get_context
 from dashboards.sectors import SectorPage, ViewState, parse_view_state, sector_page_for
 from dashboards.security import current_account, request_language
 from data_sources.users import Account
+from layouts import ids
+
+SECTOR_CARD_INPUTS = (Input(ids.VERSIONS, "data"), Input(ids.URL, "search"), State(ids.URL, "pathname"))
+"""What every sector card rebuilds on: a new snapshot version or a new view in the URL."""
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, State, html
+from dash import Output, html
 
 from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
-from dashboards.view import SectorView, resolve_sector_view
+from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
 from data_sources.kpis import KpiFigure, compute_kpi
 from layouts import ids
 from layouts.components import kpi_tile
@@ -63,9 +63,7 @@ def sector_figures(view: SectorView) -> list[tuple[str, KpiFigure, str]]:
 
 @callback(
     Output(ids.KPI_ROW, "children"),
-    Input(ids.VERSIONS, "data"),
-    Input(ids.URL, "search"),
-    State(ids.URL, "pathname"),
+    *SECTOR_CARD_INPUTS,
 )
 @secured(VIEW)
 def update_kpi_row(_versions, search, pathname):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc
+from dash import Output, dcc
 
 from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
-from dashboards.view import resolve_sector_view
+from dashboards.view import SECTOR_CARD_INPUTS, resolve_sector_view
 from data_sources.kpis import measure_series
 from layouts import ids
 from layouts.i18n import t
@@ -37,9 +37,7 @@ def build_series_figure(series: pd.DataFrame, labels: dict[str, str], empty_mess
 
 @callback(
     Output(ids.SERIES, "figure"),
-    Input(ids.VERSIONS, "data"),
-    Input(ids.URL, "search"),
-    State(ids.URL, "pathname"),
+    *SECTOR_CARD_INPUTS,
 )
 @secured(VIEW)
 def update_series(_versions, search, pathname):

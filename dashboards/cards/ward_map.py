@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, ctx, dcc
+from dash import Output, Patch, State, ctx, dcc
 
 from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.sectors import SectorPage
 from dashboards.security import secured
-from dashboards.view import SectorView, resolve_sector_view
+from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
 from data_sources.kpis import kpi_by_ward
 from layouts import ids
 from layouts.i18n import format_number, t
@@ -115,9 +115,7 @@ def map_title(view: SectorView) -> str:
 
 @callback(
     Output(ids.MAP, "figure"),
-    Input(ids.VERSIONS, "data"),
-    Input(ids.URL, "search"),
-    State(ids.URL, "pathname"),
+    *SECTOR_CARD_INPUTS,
     State(ids.MAP, "figure"),
 )
 @secured(VIEW)
