@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from config.datasets import DatasetCatalogue
+from config.roles import Scope
 from config.settings import Settings
 from data_sources.clock import Clock
 from data_sources.snapshots import Snapshot, SnapshotStore
@@ -52,6 +54,17 @@ class AppContext:
             with self._mutex:
                 self._cache[dataset_id] = fresh
         return fresh
+
+    @cached_property
+    def ward_codes(self) -> frozenset[str]:
+        """Codes of the province's current wards."""
+        return frozenset(self.units["code"])
+
+    def units_in_scope(self, scope: Scope) -> pd.DataFrame:
+        """Current wards an account may see."""
+        if scope.wards is None:
+            return self.units
+        return self.units.loc[self.units["code"].isin(scope.wards)]
 
     def now(self) -> datetime:
         """The current local time (injectable in tests)."""

@@ -63,9 +63,7 @@ def overview_layout(lang: str) -> html.Div:
 
 def sector_layout(page: SectorPage, state: ViewState, context: AppContext, account: Account, lang: str) -> html.Div:
     """A sector page: controls, KPI tiles, series, map, and the drill-down records."""
-    units = context.units
-    if account.scope.wards is not None:
-        units = units.loc[units["code"].isin(account.scope.wards)]
+    units = context.units_in_scope(account.scope)
     name_column = "name" if lang != "en" else "name_en"
     controls = html.Div(
         [
@@ -124,7 +122,7 @@ def display_page(pathname, search):
         return empty_state(t("page.not_found", lang)), nav
     if not account.scope.allows_sector(page.sector):
         abort(403)
-    state = parse_view_state(search, set(context.units["code"]))
+    state = parse_view_state(search, context.ward_codes)
     return sector_layout(page, state, context, account, lang), nav
 
 
@@ -182,7 +180,7 @@ def navigate(window, ward, click, _crumbs, search, pathname):
     page = sector_page_for(pathname or "")
     if page is None or not account.scope.allows_sector(page.sector):
         abort(403)
-    state = parse_view_state(search, set(context.units["code"]))
+    state = parse_view_state(search, context.ward_codes)
     trigger = ctx.triggered_id
     if trigger == ids.WINDOW:
         state = ViewState(window=window if window in WINDOWS else state.window, ward=state.ward)
@@ -214,7 +212,7 @@ def update_breadcrumb(search, pathname):
     page = sector_page_for(pathname or "")
     if page is None:
         raise PreventUpdate
-    state = parse_view_state(search, set(context.units["code"]))
+    state = parse_view_state(search, context.ward_codes)
     province = html.Button(
         t("breadcrumb.province", lang), id=ids.breadcrumb_link("province"), n_clicks=0, className="crumb"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
@@ -72,7 +73,7 @@ class ViewState:
         return "?" + urlencode(params)
 
 
-def parse_view_state(search: str | None, known_wards: set[str]) -> ViewState:
+def parse_view_state(search: str | None, known_wards: AbstractSet[str]) -> ViewState:
     """Read the URL query; anything unknown falls back to the default rather than failing."""
     params = parse_qs((search or "").lstrip("?"))
     window = (params.get("window") or [DEFAULT_WINDOW])[0]

@@ -84,9 +84,8 @@ def _is_refresh_tick() -> bool:
     """True for Dash updates fired only by the refresh or clock interval (not user activity)."""
     if request.path != "/_dash-update-component":
         return False
-    try:
-        body = request.get_json(silent=True) or {}
-    except Exception:  # a malformed body is handled by Dash's own answer
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):  # a malformed body is answered by Dash, not counted as a tick
         return False
     changed = body.get("changedPropIds") or []
     ticks = {f"{ids.REFRESH}.n_intervals", f"{ids.CLOCK_TICK}.n_intervals"}

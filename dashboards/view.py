@@ -50,7 +50,7 @@ def resolve_sector_view(pathname: str | None, search: str | None) -> SectorView:
         abort(404)
     if not account.scope.allows_sector(page.sector):
         abort(403)
-    state = parse_view_state(search, set(context.units["code"]))
+    state = parse_view_state(search, context.ward_codes)
     if state.ward and not account.scope.allows_ward(state.ward):
         abort(403)
     return SectorView(context, account, request_language(), page, state)

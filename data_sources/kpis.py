@@ -189,11 +189,3 @@ def measure_series(
     result = grouped.reset_index()
     result.insert(0, "time", pd.to_datetime(result[BUCKET], unit="s"))
     return result.drop(columns=[BUCKET])
-
-
-def data_age_seconds(snapshot: Snapshot, now: datetime) -> float | None:
-    """Seconds since the snapshot's poll (None when the poll time is unknown)."""
-    polled = snapshot.meta.get("polled_at")
-    if not polled:
-        return None
-    return (now - datetime.fromisoformat(polled)).total_seconds()

@@ -132,7 +132,7 @@ class DatasetPoller:
             columns.append(table.c[self.dataset.entity].label(ENTITY))
         measures = [measure_expression(reflected, m, now) for m in self.dataset.measures]
         statement = select(*columns, *measures, *quality_expressions(reflected))
-        return statement.group_by(*(c.element for c in columns)), len(columns)
+        return statement.group_by(*(c.element for c in columns))
 
     def _read_frame(self, connection, statement) -> pd.DataFrame:
         result = connection.execute(statement)
@@ -183,7 +183,7 @@ class DatasetPoller:
         reflected = self._reflect()
         table = reflected.table
         watermark_column = table.c[self.dataset.watermark]
-        statement, _ = self._grouped_select(now)
+        statement = self._grouped_select(now)
         with self.engine.connect() as connection:
             if self.rollup is None or self.watermark is None:
                 latest = connection.execute(select(func.max(watermark_column))).scalar()

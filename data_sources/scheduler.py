@@ -49,7 +49,7 @@ class Poller:
         self.pollers = {d.id: DatasetPoller(d, engine, store, clock) for d in catalogue}
         self.results: dict[str, PollResult] = {}
         self.unavailable_since: datetime | None = None
-        self.next_runs: dict[str, datetime | None] = {}
+        self.scheduler: BackgroundScheduler | None = None
         self._mutex = threading.Lock()
 
     @property
@@ -81,7 +81,7 @@ class Poller:
         datasets = {}
         for dataset in self.catalogue:
             result = self.results.get(dataset.id)
-            entry: dict[str, Any] = {"poll_seconds": dataset.poll_seconds, "next_run": self.next_runs.get(dataset.id)}
+            entry: dict[str, Any] = {"poll_seconds": dataset.poll_seconds, "next_run": self._next_run(dataset.id)}
             if result:
                 entry |= asdict(result)
             datasets[dataset.id] = entry
@@ -94,8 +94,9 @@ class Poller:
 
     def schedule(self, scheduler: BackgroundScheduler) -> None:
         """One interval job per dataset: coalesced, never overlapping itself, first run now."""
+        self.scheduler = scheduler
         for dataset in self.catalogue:
-            job = scheduler.add_job(
+            scheduler.add_job(
                 self.poll,
                 "interval",
                 args=[dataset.id],
@@ -106,7 +107,11 @@ class Poller:
                 misfire_grace_time=dataset.poll_seconds,
                 next_run_time=datetime.now().astimezone(),
             )
-            self.next_runs[dataset.id] = job.next_run_time
+
+    def _next_run(self, dataset_id: str) -> datetime | None:
+        """When the scheduler will poll the dataset next (None outside a scheduled process)."""
+        job = self.scheduler.get_job(f"poll:{dataset_id}") if self.scheduler else None
+        return job.next_run_time if job else None
 
     def release(self) -> None:
         """Give the lock up so another poller can take over at once."""

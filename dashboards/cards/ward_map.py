@@ -29,9 +29,7 @@ def build_ward_values(view: SectorView) -> pd.DataFrame:
     context, page = view.context, view.page
     dataset = context.catalogue.get(page.map_dataset)
     kpi = dataset.kpi(page.map_kpi)
-    units = context.units
-    if view.account.scope.wards is not None:
-        units = units.loc[units["code"].isin(view.account.scope.wards)]
+    units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
     snapshot = context.snapshot(dataset.id)
     if snapshot is None:
