@@ -170,14 +170,12 @@ def test_leader_logs_in_drills_into_a_ward_sees_stale_when_the_poller_stops_and_
     wait.until(lambda d: "Phú Xuân" in d.find_element(By.ID, "breadcrumb").text)
     save_screenshot(driver, "04-ward-records")
 
-    # the poller stops: within two poll intervals the badge, aged in the browser, says stale
+    # the poller stops: within two poll intervals (the wait's bound) the badge, aged in the browser, says stale
     live_demo["processes"]["poller"].terminate()
     live_demo["processes"]["poller"].wait(timeout=10)
-    stopped = time.monotonic()
     WebDriverWait(driver, 2 * POLL_SECONDS + 2, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: "stale" in d.find_element(By.ID, "freshness-badge").get_attribute("class")
     )
-    assert time.monotonic() - stopped <= 2 * POLL_SECONDS + 2
     save_screenshot(driver, "05-stale")
 
     # the session goes away (expiry, logout elsewhere): the next tick gets 401 and lands on login
