@@ -207,9 +207,6 @@ class SQLiteSnapshotStore:
         self._busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool_lock = threading.Lock()
-        # SQLite lets one connection write at a time; threads of one process queue here in order
-        # instead of busy-polling, where a waiter can starve while others keep taking the lock.
-        self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._inherited: list[sqlite3.Connection] = []
         self._pid = os.getpid()
@@ -255,7 +252,6 @@ class SQLiteSnapshotStore:
             # Forked: the parent's connections must not be used, nor closed, in the child.
             self._inherited.extend(self._idle)
             self._idle, self._pool_lock, self._pid = [], threading.Lock(), os.getpid()
-            self._write_lock = threading.Lock()
         with self._pool_lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
@@ -273,10 +269,9 @@ class SQLiteSnapshotStore:
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
         """One write transaction; the write lock is taken up front so it never upgrades mid-way."""
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            yield
-            conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("COMMIT")
 
     @contextmanager
     def _read(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -344,7 +339,7 @@ class SQLiteSnapshotStore:
     # -- status and locks ------------------------------------------------------------------------
 
     def put_status(self, name: str, status: dict[str, Any]) -> None:
-        with self._connection() as conn, self._write(conn):
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO status (name, json, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
@@ -368,7 +363,7 @@ class SQLiteSnapshotStore:
         return claimed == 1
 
     def release_lock(self, name: str, owner: str) -> None:
-        with self._connection() as conn, self._write(conn):
+        with self._connection() as conn:
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
 
