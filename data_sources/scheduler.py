@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "poller"
 STATUS_NAME = "poller"
+
+
+def _next_run(result: PollResult | None, poll_seconds: int) -> datetime | None:
+    """When the interval job runs next: one interval after the last run started.
+
+    Derived rather than asked of the scheduler: a job that asked it would deadlock against
+    ``scheduler.shutdown()``, which holds the job-store lock while joining the job threads.
+    """
+    return result.started_at + timedelta(seconds=poll_seconds) if result else None
 
 
 class Poller:
@@ -49,7 +58,6 @@ class Poller:
         self.pollers = {d.id: DatasetPoller(d, engine, store, clock) for d in catalogue}
         self.results: dict[str, PollResult] = {}
         self.unavailable_since: datetime | None = None
-        self.scheduler: BackgroundScheduler | None = None
         self._mutex = threading.Lock()
 
     @property
@@ -81,7 +89,10 @@ class Poller:
         datasets = {}
         for dataset in self.catalogue:
             result = self.results.get(dataset.id)
-            entry: dict[str, Any] = {"poll_seconds": dataset.poll_seconds, "next_run": self._next_run(dataset.id)}
+            entry: dict[str, Any] = {
+                "poll_seconds": dataset.poll_seconds,
+                "next_run": _next_run(result, dataset.poll_seconds),
+            }
             if result:
                 entry |= asdict(result)
             datasets[dataset.id] = entry
@@ -94,7 +105,6 @@ class Poller:
 
     def schedule(self, scheduler: BackgroundScheduler) -> None:
         """One interval job per dataset: coalesced, never overlapping itself, first run now."""
-        self.scheduler = scheduler
         for dataset in self.catalogue:
             scheduler.add_job(
                 self.poll,
@@ -107,11 +117,6 @@ class Poller:
                 misfire_grace_time=dataset.poll_seconds,
                 next_run_time=datetime.now().astimezone(),
             )
-
-    def _next_run(self, dataset_id: str) -> datetime | None:
-        """When the scheduler will poll the dataset next (None outside a scheduled process)."""
-        job = self.scheduler.get_job(f"poll:{dataset_id}") if self.scheduler else None
-        return job.next_run_time if job else None
 
     def release(self) -> None:
         """Give the lock up so another poller can take over at once."""
