@@ -53,7 +53,7 @@ def create_app(
     settings: Settings | None = None, *, store: SnapshotStore | None = None, clock: Clock = system_clock
 ) -> Dash:
     """Build the Dash app on its own Flask server with the login guard installed."""
-    from dashboards import pages  # noqa: F401  (registers the page callbacks)
+    from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
     from dashboards.registry import register_callbacks
     from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language

@@ -13,6 +13,7 @@ from config.roles import VIEW
 from dashboards.cards import kpi_row, records, series, ward_map
 from dashboards.context import AppContext, get_context
 from dashboards.registry import callback, clientside_callback
+from dashboards.routes import PageRequest, page_at, registered_pages
 from dashboards.sectors import SECTOR_PAGES, WINDOWS, SectorPage, ViewState, parse_view_state, sector_page_for
 from dashboards.security import current_account, request_language, secured
 from data_sources.kpis import compute_kpi
@@ -33,6 +34,7 @@ def nav_items(account: Account, lang: str) -> list[tuple[str, str]]:
     """Pages the account may open, in menu order."""
     items = [(OVERVIEW_PATH, t("nav.overview", lang))]
     items += [(p.path, t(f"nav.{p.sector}", lang)) for p in SECTOR_PAGES if account.scope.allows_sector(p.sector)]
+    items += [(p.path, t(p.nav_key, lang)) for p in registered_pages() if p.allows(account)]
     return items
 
 
@@ -51,6 +53,9 @@ def page_datasets(pathname: str, context: AppContext, account: Account) -> tuple
     page = sector_page_for(pathname or "")
     if page is not None:
         return page.datasets
+    other = page_at(pathname or "")
+    if other is not None:
+        return other.datasets(account) if other.datasets and other.allows(account) else ()
     return tuple(d for _, d in headline_datasets(context, account))
 
 
@@ -117,6 +122,11 @@ def display_page(pathname, search):
     nav = navigation(nav_items(account, lang), pathname or OVERVIEW_PATH)
     if pathname in (None, "", OVERVIEW_PATH):
         return overview_layout(lang), nav
+    other = page_at(pathname)
+    if other is not None:
+        if not other.allows(account):
+            abort(403)
+        return other.render(PageRequest(account=account, lang=lang, search=search or "")), nav
     page = sector_page_for(pathname)
     if page is None:
         return empty_state(t("page.not_found", lang)), nav

@@ -1,7 +1,9 @@
 """Interface language: translation catalogue and locale formats (Vietnamese first, English second).
 
-Every string the interface shows comes from ``layouts/catalogue/<lang>.json``: a flat JSON object
-of dotted keys to strings, with optional ``{name}`` placeholders. ``t(key, lang, **params)`` looks
+Every string the interface shows comes from ``layouts/catalogue/<lang>.json`` and the area files
+``layouts/catalogue/<area>.<lang>.json`` beside it (one per feature, so features do not edit one
+shared file): flat JSON objects of dotted keys to strings, with optional ``{name}`` placeholders.
+A key defined in two files of one language is an error. ``t(key, lang, **params)`` looks
 a key up and fills its placeholders; the number, date and duration formatters below give each
 language its conventions. Everything here is pure: no data access, no Dash callbacks, no globals
 that change after import (catalogues are read once and cached).
@@ -62,6 +64,7 @@ __all__ = [
     "format_percent",
     "normalise_language",
     "placeholders",
+    "raw_catalogue",
     "t",
 ]
 
@@ -100,17 +103,38 @@ def _format_lang(lang: str | None) -> str:
     return DEFAULT_LANGUAGE if code == PSEUDO else code
 
 
-@cache
-def _load(lang: str) -> dict[str, str]:
-    """Read one catalogue file (``vi`` or ``en``) once; strings are NFC-normalised."""
-    path = CATALOGUE_DIR / f"{lang}.json"
+def catalogue_files(lang: str) -> list[Path]:
+    """The catalogue files of ``lang``: the core file first, then the area files by name."""
+    return [CATALOGUE_DIR / f"{lang}.json", *sorted(CATALOGUE_DIR.glob(f"*.{lang}.json"))]
+
+
+def read_catalogue_file(path: Path) -> dict[str, str]:
+    """One catalogue file as stored: a flat JSON object of key -> string."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of key -> string")
     for key, text in data.items():
         if not isinstance(text, str):
             raise ValueError(f"{path}: value of {key!r} is not a string")
-    return {key: unicodedata.normalize("NFC", text) for key, text in data.items()}
+    return data
+
+
+def raw_catalogue(lang: str) -> dict[str, str]:
+    """Every file of ``lang`` merged as stored; a key in two files is an error naming both."""
+    merged: dict[str, str] = {}
+    origin: dict[str, Path] = {}
+    for path in catalogue_files(lang):
+        for key, text in read_catalogue_file(path).items():
+            if key in merged:
+                raise ValueError(f"{path}: key {key!r} is already defined in {origin[key].name}")
+            merged[key], origin[key] = text, path
+    return merged
+
+
+@cache
+def _load(lang: str) -> dict[str, str]:
+    """Read the catalogue of ``vi`` or ``en`` once; strings are NFC-normalised."""
+    return {key: unicodedata.normalize("NFC", text) for key, text in raw_catalogue(lang).items()}
 
 
 @cache

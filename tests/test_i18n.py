@@ -66,8 +66,8 @@ REQUIRED_KEYS = {
 
 
 def raw_catalogue(lang: str) -> dict:
-    """The catalogue file exactly as stored, without the loader's normalisation."""
-    return json.loads((i18n.CATALOGUE_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    """The catalogue files of ``lang`` merged exactly as stored, without the loader's normalisation."""
+    return i18n.raw_catalogue(lang)
 
 
 class TestCatalogueFiles:
@@ -88,6 +88,15 @@ class TestCatalogueFiles:
         vi, en = raw_catalogue("vi"), raw_catalogue("en")
         assert sorted(set(vi) - set(en)) == [], "keys missing from en.json"
         assert sorted(set(en) - set(vi)) == [], "keys missing from vi.json"
+
+    def test_area_files_merge_and_a_key_defined_twice_names_both_files(self, tmp_path, monkeypatch):
+        (tmp_path / "vi.json").write_text('{"app.title": "Trung tâm"}', encoding="utf-8")
+        (tmp_path / "alerts.vi.json").write_text('{"alerts.title": "Cảnh báo"}', encoding="utf-8")
+        monkeypatch.setattr(i18n, "CATALOGUE_DIR", tmp_path)
+        assert i18n.raw_catalogue("vi") == {"app.title": "Trung tâm", "alerts.title": "Cảnh báo"}
+        (tmp_path / "health.vi.json").write_text('{"alerts.title": "Trùng"}', encoding="utf-8")
+        with pytest.raises(ValueError, match=r"health\.vi\.json: key 'alerts.title' is already defined in alerts\.vi\.json"):
+            i18n.raw_catalogue("vi")
 
     def test_the_app_shell_keys_are_present(self):
         assert sorted(REQUIRED_KEYS - set(raw_catalogue("vi"))) == []

@@ -222,6 +222,31 @@ class TestScope:
         tiles = response.json["response"]["overview-tiles"]["children"]
         assert [t["props"]["id"]["dataset"] for t in tiles] == ["feedback"]
 
+    def test_a_registered_page_is_served_listed_and_refused_by_its_permission(self, web, monkeypatch):
+        from dash import html
+
+        from dashboards import routes
+
+        page = routes.Page("/test-admin-only", "nav.overview", "manage_users", lambda r: html.P(f"for {r.account.username}"))
+        monkeypatch.setitem(routes._PAGES, page.path, page)
+        app, _, _ = web
+        create_user(create_warehouse_engine(web[2].app_db_url), "page_admin", PASSWORD, "admin")
+
+        def display(client):
+            return callback(
+                client,
+                [("page-content", "children"), ("nav", "children")],
+                [("url", "pathname", page.path)],
+                [("url", "search", "")],
+            )
+
+        admin = display(login(app, "page_admin"))
+        assert admin.status_code == 200
+        assert "for page_admin" in admin.text
+        assert page.path in json.dumps(admin.json["response"]["nav"]), "listed in the menu of who may open it"
+        leader = display(login(app, "leader"))
+        assert leader.status_code == 403 and "for leader" not in leader.text
+
     def test_records_are_masked_by_default(self, web):
         app, _, _ = web
         response = callback(

@@ -1,0 +1,6 @@
+"""Imports every module that registers pages or callbacks, so ``create_app`` gets them all.
+
+One line per feature module; the order does not matter.
+"""
+
+from dashboards import pages  # noqa: F401
