@@ -227,7 +227,9 @@ class TestScope:
 
         from dashboards import routes
 
-        page = routes.Page("/test-admin-only", "nav.overview", "manage_users", lambda r: html.P(f"for {r.account.username}"))
+        page = routes.Page(
+            "/test-admin-only", "nav.overview", "manage_users", lambda r: html.P(f"for {r.account.username}")
+        )
         monkeypatch.setitem(routes._PAGES, page.path, page)
         app, _, _ = web
         create_user(create_warehouse_engine(web[2].app_db_url), "page_admin", PASSWORD, "admin")
