@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,9 @@ from data_sources.poller import DatasetPoller, PollResult
 from data_sources.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+AfterPoll = Callable[[str, PollResult], None]
+"""Called in the poller process after each successful poll of a dataset (alert evaluation)."""
 
 LOCK_NAME = "poller"
 STATUS_NAME = "poller"
@@ -50,6 +54,7 @@ class Poller:
         clock: Clock = system_clock,
         *,
         owner: str | None = None,
+        after_poll: tuple[AfterPoll, ...] = (),
     ) -> None:
         self.catalogue = catalogue
         self.store = store
@@ -58,6 +63,7 @@ class Poller:
         self.pollers = {d.id: DatasetPoller(d, engine, store, clock) for d in catalogue}
         self.results: dict[str, PollResult] = {}
         self.unavailable_since: datetime | None = None
+        self.after_poll = after_poll
         self._mutex = threading.Lock()
 
     @property
@@ -78,6 +84,12 @@ class Poller:
             elif not any(r.error for r in self.results.values()):
                 self.unavailable_since = None
             self.store.put_status(STATUS_NAME, self.status())
+        if not result.error:
+            for hook in self.after_poll:
+                try:
+                    hook(dataset_id, result)
+                except Exception:  # a failing hook (alerts, notifications) must never stop polling
+                    log.exception("after-poll hook %r failed for %s", hook, dataset_id)
         return result
 
     def poll_all(self) -> dict[str, PollResult | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -176,3 +177,25 @@ class TestFailures:
         recovered = poller.poll()
         assert recovered.error is None
         assert figure(store, dataset, clock, "open") == sql_open_count(engine) == 2
+
+
+class TestAfterPollHooks:
+    def test_hooks_run_after_each_successful_poll_and_a_failing_hook_does_not_stop_polling(self, feedback, clock):
+        from data_sources.scheduler import Poller
+
+        engine, _, store, _ = feedback
+        seen: list[tuple[str, int | None]] = []
+
+        def broken(dataset_id, result):
+            raise RuntimeError("webhook down")
+
+        full = load_datasets()
+        catalogue = replace(full, datasets=(full.get("feedback"),))
+        poller = Poller(catalogue, engine, store, clock, after_poll=(broken, lambda d, r: seen.append((d, r.version))))
+        first = poller.poll("feedback")
+        assert first.error is None and seen == [("feedback", first.version)]
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE feedback_reports RENAME TO feedback_reports_moved"))
+        clock.advance(seconds=10)
+        assert poller.poll("feedback").error is not None
+        assert len(seen) == 1, "no hook after a failed poll"
