@@ -28,9 +28,9 @@ from config.datasets import load_datasets
 from config.errors import ConfigError
 from config.settings import PROJECT_DIR, Settings, load_settings
 from data_sources.admin_units import crosswalk as unit_crosswalk
-from data_sources.admin_units import current_units
+from data_sources.admin_units import current_units, legacy_units, pre_reform_crosswalk, validate_split_overrides
 from data_sources.clock import Clock, system_clock
-from data_sources.geo import prepare_ward_layer
+from data_sources.geo import WardLayer, prepare_ward_layer
 from data_sources.population import load_population
 from data_sources.snapshots import SnapshotStore, open_snapshot_store
 from data_sources.users import UserError, create_schema, create_user, list_users, set_language
@@ -56,8 +56,14 @@ def create_app(
     from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
     from dashboards.registry import register_callbacks
-    from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language
-    from layouts.i18n import LANGUAGES, t
+    from dashboards.security import (
+        LANGUAGE_COOKIE,
+        PSEUDO_LANGUAGE_FLAG,
+        current_account,
+        install_security,
+        request_language,
+    )
+    from layouts.i18n import LANGUAGES, PSEUDO, t
     from layouts.shell import shell
 
     settings = settings or load_settings()
@@ -67,8 +73,9 @@ def create_app(
     app_db = create_warehouse_engine(settings.app_db_url)
     create_schema(app_db)
     units = current_units(settings.province_code)
-    crosswalk = unit_crosswalk(settings.province_code)
-    layer = prepare_ward_layer(units, settings.boundaries_path)
+    rule = _split_rule(settings)
+    crosswalk = unit_crosswalk(settings.province_code, **rule)
+    layer = _ward_layer(settings, units)
     set_context(
         AppContext(
             settings=settings,
@@ -82,15 +89,20 @@ def create_app(
             wards_approximate=layer.approximate,
             population=load_population(warehouse, settings.population_table, crosswalk),
             clock=clock,
+            legacy=legacy_units(settings.province_code, **rule),
+            pre_reform_crosswalk=pre_reform_crosswalk(settings.province_code, **rule),
+            boundary_report=layer.report,
         )
     )
     server = Flask(__name__)
     server.secret_key = settings.secret_key
     install_security(server, app_db, idle_minutes=settings.session_idle_minutes, secure_cookies=settings.secure_cookies)
 
+    server.config[PSEUDO_LANGUAGE_FLAG] = settings.pseudo_language
+
     @server.route("/lang/<code>")
     def switch_language(code: str) -> Response:
-        if code not in LANGUAGES:
+        if code not in LANGUAGES and not (code == PSEUDO and settings.pseudo_language):
             return Response("unknown language", status=404, mimetype="text/plain")
         account = current_account()
         if account is not None:
@@ -119,6 +131,37 @@ def create_app(
     app.layout = serve_layout
     register_callbacks(app)
     return app
+
+
+def _split_rule(settings: Settings) -> dict:
+    """The split-ward attribution rule, its overrides checked against the registry (bad ones stop start-up)."""
+    overrides = settings.split_override_map
+    problems = validate_split_overrides(settings.province_code, overrides)
+    if problems:
+        raise ConfigError(settings.source, "split_overrides", "; ".join(problems))
+    return {"split_rule": settings.split_rule, "overrides": overrides}
+
+
+def _ward_layer(settings: Settings, units) -> WardLayer:
+    """The map's ward layer; a boundary path that cannot be read stops start-up naming the key."""
+    try:
+        layer = prepare_ward_layer(
+            units,
+            settings.boundaries_path,
+            tolerance_m=settings.boundaries_tolerance_m,
+            code_field=settings.boundaries_code_field,
+            cache_dir=settings.boundaries_cache_dir,
+        )
+    except (OSError, ValueError) as error:
+        raise ConfigError(settings.source, "boundaries_path", str(error)) from None
+    log.info(
+        "ward layer: %s, %d wards, %d bytes%s",
+        "approximate" if layer.approximate else settings.boundaries_path,
+        len(layer.codes),
+        layer.size_bytes,
+        " (from cache)" if layer.cached else "",
+    )
+    return layer
 
 
 def _same_site_path(referrer: str | None, host: str) -> str:

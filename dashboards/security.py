@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, abort, redirect, render_template_string, request, session
+from flask import Flask, Response, abort, current_app, redirect, render_template_string, request, session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
 from config.roles import has_permission
 from data_sources.users import Account, audit, get_user, verify_password
 from layouts import ids
-from layouts.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from layouts.i18n import DEFAULT_LANGUAGE, LANGUAGES, PSEUDO, t
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ PERMISSION_ATTRIBUTE = "_ioc_permission"
 CSRF_COOKIE = "_csrf_token"
 MAX_CALLBACK_BODY = 256 * 1024
 LANGUAGE_COOKIE = "ioc_lang"
+PSEUDO_LANGUAGE_FLAG = "IOC_PSEUDO_LANGUAGE"
+"""Flask config flag (from the test-only ``pseudo_language`` setting) that lets ``xx`` be chosen."""
 
 
 class SessionUser(UserMixin):
@@ -72,12 +74,16 @@ def secured(permission: str, *, sector: str | None = None) -> Callable:
 
 
 def request_language() -> str:
-    """The interface language: the account's choice, else the cookie, else Vietnamese."""
+    """The interface language: the account's choice, else the cookie, else Vietnamese.
+
+    The pseudo-language ``xx`` counts only where the test-only ``pseudo_language`` setting enabled it.
+    """
+    allowed = (*LANGUAGES, PSEUDO) if current_app.config.get(PSEUDO_LANGUAGE_FLAG) else LANGUAGES
     account = current_account()
-    if account is not None and account.language in LANGUAGES:
+    if account is not None and account.language in allowed:
         return account.language
     cookie = request.cookies.get(LANGUAGE_COOKIE)
-    return cookie if cookie in LANGUAGES else DEFAULT_LANGUAGE
+    return cookie if cookie in allowed else DEFAULT_LANGUAGE
 
 
 def _is_refresh_tick() -> bool:
