@@ -386,7 +386,7 @@ def _simplified_geojson(
             except (OSError, ValueError) as error:
                 logger.warning("ignoring unreadable boundary cache %s: %s", cache_file, error)
     loaded = load_boundaries(path, code_field=code_field)
-    geojson = ward_geojson(simplify_coverage(loaded, tolerance_m))
+    geojson = json.loads(compact_json(ward_geojson(simplify_coverage(loaded, tolerance_m))))  # as cached: lists
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
