@@ -331,7 +331,7 @@ def layout(context: AppContext, account: Account, lang: str) -> html.Div:
                 filter_action="native",
                 filter_options={"case": "insensitive", "placeholder_text": t("old_units.filter", lang)},
                 style_table={"overflowX": "auto"},
-                style_cell={"fontFamily": "inherit", "fontSize": 13, "textAlign": "left"},
+                style_cell={"fontSize": 13, "textAlign": "left"},
                 style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "right"} for c in ("value", "old_units")],
                 style_header={"fontWeight": "600"},
             ),
