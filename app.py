@@ -31,7 +31,7 @@ from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units, legacy_units, pre_reform_crosswalk, validate_split_overrides
 from data_sources.clock import Clock, system_clock
 from data_sources.geo import WardLayer, prepare_ward_layer
-from data_sources.population import load_population
+from data_sources.population import load_population, load_population_sources
 from data_sources.snapshots import SnapshotStore, open_snapshot_store
 from data_sources.users import UserError, create_schema, create_user, list_users, set_language
 from data_sources.warehouse import create_warehouse_engine
@@ -92,6 +92,8 @@ def create_app(
             legacy=legacy_units(settings.province_code, **rule),
             pre_reform_crosswalk=pre_reform_crosswalk(settings.province_code, **rule),
             boundary_report=layer.report,
+            population_sources=load_population_sources(warehouse, settings.population_table),
+            split_rule=settings.split_rule,
         )
     )
     server = Flask(__name__)
@@ -129,6 +131,15 @@ def create_app(
         return shell(lang, label, settings.refresh_seconds)
 
     app.layout = serve_layout
+    plain_index = app.interpolate_index
+
+    def localised_index(**parts: str) -> str:
+        """The page shell in the reader's language: ``<html lang>`` (screen readers, hyphenation) and title."""
+        lang = request_language()
+        page = plain_index(**{**parts, "title": t("app.title", lang)})
+        return page.replace("<html>", f'<html lang="{lang}">', 1)
+
+    app.interpolate_index = localised_index
     register_callbacks(app)
     return app
 

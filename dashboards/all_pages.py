@@ -6,4 +6,5 @@ One line per feature module; the order does not matter.
 from dashboards import (
     pages,  # noqa: F401
     pre_merger,  # noqa: F401
+    units_page,  # noqa: F401
 )

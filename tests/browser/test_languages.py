@@ -81,7 +81,7 @@ while (walker.nextNode()) {
 return out;
 """
 DATA_SELECTOR = (
-    "#user-name, td.dash-cell, .dash-spreadsheet td, .kpi-unit, "
+    "#user-name, td.dash-cell, .dash-spreadsheet td, .kpi-unit, .data-value, "
     "svg .xtick, svg .ytick, svg .cbaxis, svg .colorbar, .dash-dropdown-value-item"
 )
 """Where data values live: cells of tables, the signed-in name, KPI unit symbols, Plotly ticks.
@@ -278,5 +278,6 @@ def test_the_language_choice_is_remembered_for_the_user_after_logout_and_login(c
         lambda d: t("nav.overview", "en") in [a.text for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
     )
     assert driver.find_element(By.CSS_SELECTOR, ".app").get_attribute("lang") == "en"
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     assert get_user_by_name(language_app["app_db"], username).language == "en"
     save_screenshot(driver, "lang-remembered-en")

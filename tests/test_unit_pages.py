@@ -1,4 +1,5 @@
-"""The pre-merger data page through Flask's test client: totals equal SQL, scope, forgery, CSV export."""
+"""The pre-merger data and administrative-units pages through Flask's test client: totals equal SQL, scope,
+forgery, CSV export, registry, the page shell's language."""
 
 from __future__ import annotations
 
@@ -218,3 +219,61 @@ def test_the_page_is_in_the_menu_and_renders_its_controls(app_and_sql):
     text = json.dumps(response.json, ensure_ascii=False)
     assert "/pre-merger" in text and "Dữ liệu trước sáp nhập" in text
     assert "old-units-dataset" in text and "Theo đơn vị cũ (trước 01/07/2025)" in text
+
+
+class TestUnitsPage:
+    def render(self, client):
+        response = callback(
+            client,
+            [("page-content", "children"), ("nav", "children")],
+            [("url", "pathname", "/units")],
+            [("url", "search", "")],
+        )
+        assert response.status_code == 200
+        return response.json["response"], json.dumps(response.json, ensure_ascii=False)
+
+    def table_rows(self, response) -> list[dict]:
+        found = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                if node.get("type") == "DataTable":
+                    found.extend(node["props"]["data"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(response["page-content"])
+        return found
+
+    def test_registry_lists_every_ward_with_type_population_and_former_units(self, app_and_sql):
+        app, _ = app_and_sql
+        response, text = self.render(login(app, "leader"))
+        rows = self.table_rows(response)
+        assert len(rows) == 40
+        phu_xuan = next(row for row in rows if row["code"] == "19753")
+        assert phu_xuan["type"] == "Phường" and "Phường Gia Hội" in phu_xuan["former"]
+        assert phu_xuan["population"] != "–", "the demo supplies a population per ward"
+        assert "Dân số: số liệu mô phỏng của bản demo, không phải số liệu chính thức." in text
+        assert "ranh giới gần đúng" in text and "133 đơn vị cũ trước 01/07/2025: 133 sáp nhập toàn bộ" in text
+
+    def test_english_types_and_names(self, app_and_sql):
+        app, _ = app_and_sql
+        response, text = self.render(login(app, "leader_en"))
+        phu_xuan = next(row for row in self.table_rows(response) if row["code"] == "19753")
+        assert (phu_xuan["name"], phu_xuan["type"]) == ("Phu Xuan Ward", "Ward")
+        assert "Population: synthetic demo figures, not official statistics." in text
+
+    def test_a_ward_limited_account_sees_its_wards_only(self, app_and_sql):
+        app, _ = app_and_sql
+        response, _ = self.render(login(app, "phu_xuan_head"))
+        assert [row["code"] for row in self.table_rows(response)] == ["19753"]
+
+
+def test_the_page_shell_is_in_the_users_language(app_and_sql):
+    app, _ = app_and_sql
+    page = login(app, "leader_en").get("/").text
+    assert '<html lang="en">' in page and "<title>Intelligent Operations Centre</title>" in page
+    assert '<html lang="vi">' in login(app, "leader").get("/").text
