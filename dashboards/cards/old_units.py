@@ -46,6 +46,8 @@ VIEWS = (OLD_VIEW, NEW_VIEW)
 PAGE_SIZE = 50
 CSV_BOM = "\ufeff"
 MEASURE_KEY = "old_units.measure.{dataset}.{measure}"
+CHOICES = (ids.OLD_UNITS_DATASET, ids.OLD_UNITS_MEASURE, ids.OLD_UNITS_FIRST, ids.OLD_UNITS_LAST, ids.OLD_UNITS_VIEW)
+"""What the table is built from (dataset, measure, first and last month, old/new view), in callback order."""
 
 
 # --- what the account may pick ---------------------------------------------------------------------
@@ -416,11 +418,7 @@ def old_units_result(
     Output(ids.OLD_UNITS_TABLE, "columns"),
     Output(ids.OLD_UNITS_TABLE, "data"),
     Output(ids.OLD_UNITS_SUMMARY, "children"),
-    Input(ids.OLD_UNITS_DATASET, "value"),
-    Input(ids.OLD_UNITS_MEASURE, "value"),
-    Input(ids.OLD_UNITS_FIRST, "value"),
-    Input(ids.OLD_UNITS_LAST, "value"),
-    Input(ids.OLD_UNITS_VIEW, "value"),
+    *(Input(choice, "value") for choice in CHOICES),
     Input(ids.VERSIONS, "data"),
 )
 @secured(VIEW)
@@ -440,11 +438,7 @@ def update_old_units(dataset_id, measure, first, last, view, _versions):
 @callback(
     Output(ids.OLD_UNITS_DOWNLOAD, "data"),
     Input(ids.OLD_UNITS_EXPORT, "n_clicks"),
-    State(ids.OLD_UNITS_DATASET, "value"),
-    State(ids.OLD_UNITS_MEASURE, "value"),
-    State(ids.OLD_UNITS_FIRST, "value"),
-    State(ids.OLD_UNITS_LAST, "value"),
-    State(ids.OLD_UNITS_VIEW, "value"),
+    *(State(choice, "value") for choice in CHOICES),
     prevent_initial_call=True,
 )
 @secured(VIEW)
