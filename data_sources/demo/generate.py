@@ -1,8 +1,8 @@
 """Fill a demo warehouse with a province's synthetic history, from ``start`` up to ``now``.
 
-Sensor series are dense for recent days and thinned for older periods (traffic every 5 minutes for
+Sensor series are dense for recent days and thinned for older periods (traffic every 2 minutes for
 the last 7 days and hourly before, river gauges every 15 minutes then hourly, hospital occupancy
-hourly for 30 days then every 6 hours, air quality hourly throughout). Case records (feedback,
+hourly for 30 days then every 6 hours, air quality every 10 minutes for 2 days then hourly). Case records (feedback,
 dossiers, disease cases, traffic incidents) arrive at realistic daily rates and carry the status
 they would have at ``now``. Rows dated before 1 July 2025 carry the pre-merger ward code.
 
@@ -80,7 +80,8 @@ TRAFFIC_CAPACITY_WINDOW_S = 5 * MINUTE
 """Segment capacities are vehicles per 5 minutes; a reading counts the vehicles of one fine interval."""
 RIVER_CADENCE = Cadence(15 * MINUTE, 7, HOUR)
 OCCUPANCY_CADENCE = Cadence(HOUR, 30, 6 * HOUR)
-AIR_CADENCE = Cadence(HOUR, 0, HOUR)
+AIR_CADENCE = Cadence(10 * MINUTE, 2, HOUR)
+"""Stations publish 10-minute means; older history keeps one value per hour (the hourly mean)."""
 
 
 def grid(start: int, end: int, step: int) -> np.ndarray:
@@ -1020,6 +1021,12 @@ def entity_tables(world: DemoWorld) -> dict[Table, Columns]:
             gauges,
             ["gauge_id", "name", "river", "ward_code", "lat", "lon", "alert_level_1", "alert_level_2", "alert_level_3"],
         ),
+        schema.dossier_procedures: {
+            "procedure_code": [p[0] for p in names.PROCEDURES],
+            "procedure_name": [p[1] for p in names.PROCEDURES],
+            "field": [names.PROCEDURE_FIELDS.get(p[0]) or names.PROCEDURE_FIELDS[p[0][:2]] for p in names.PROCEDURES],
+            "days_allowed": [p[2] for p in names.PROCEDURES],
+        },
     }
 
 
