@@ -118,9 +118,11 @@ class Duration:
 
 @dataclass(frozen=True)
 class Positions:
-    """Where the rows counted by one state measure are (lat/lon and a few columns), for map markers."""
+    """Where rows are (lat/lon and a few columns), for map markers: either the rows one state
+    measure counts (open reports) or the rows whose event time lies within ``since_seconds``."""
 
-    state: str
+    state: str | None = None
+    since_seconds: int | None = None
     columns: tuple[str, ...] = ()
 
 
@@ -530,11 +532,15 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
     if "positions" in spec:
         item = reader.child("positions", spec["positions"])
         state_name = spec["positions"].get("state")
-        if state_name not in {m.name for m in state}:
+        since = spec["positions"].get("since")
+        if (state_name is None) == (since is None):
+            raise item.error("state", "declare either state = '<state measure>' or since = '<duration>'")
+        if state_name is not None and state_name not in {m.name for m in state}:
             raise item.error("state", f"{state_name!r} is not declared under state")
         if not (spec.get("latitude") and spec.get("longitude")):
             raise item.error("state", "positions need the dataset's latitude and longitude columns")
-        positions = Positions(state_name, item.identifiers("columns"))
+        since_seconds = item.duration("since") if since is not None else None
+        positions = Positions(state_name, since_seconds, item.identifiers("columns"))
     reference = None
     if "reference" in spec:
         ref = reader.child("reference", spec["reference"])

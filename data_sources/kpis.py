@@ -426,14 +426,25 @@ def alert_level(value: float | None, levels: tuple[float, ...]) -> int:
     return sum(value >= level for level in levels if not pd.isna(level))
 
 
-def state_positions(
-    snapshot: Snapshot, crosswalk: dict[str, str], *, wards: frozenset[str] | None = None
+def positions(
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None = None,
+    window: str | None = None,
 ) -> pd.DataFrame:
-    """Rows of the dataset's ``positions`` state (e.g. open reports): key, ward, lat, lon and columns."""
+    """Rows of the dataset's ``positions`` (open reports, recent incidents): key, unit, time (epoch of
+    the event time), lat, lon, the declared columns and ward; optionally only those of a window."""
     frame = snapshot.frame("positions")
     if frame.empty:
         return frame
-    return _select(frame, crosswalk, wards, None).reset_index(drop=True)
+    frame = _select(frame, crosswalk, wards, None)
+    if window in WINDOW_SECONDS:
+        frame = frame.loc[frame["time"] >= to_epoch(now) - WINDOW_SECONDS[window]]
+    elif window == "today":
+        frame = frame.loc[frame["time"] >= to_epoch(local_midnight(now))]
+    return frame.reset_index(drop=True)
 
 
 # --- breakdown by entity -------------------------------------------------------------------------

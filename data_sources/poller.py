@@ -307,26 +307,35 @@ class DatasetPoller:
         )
 
     def _positions_frame(self, now: datetime) -> pd.DataFrame | None:
-        """Key, unit, lat, lon and the declared columns of the rows one state measure counts."""
+        """Key, unit, event time (epoch ``time``), lat, lon and the declared columns of the rows the
+        ``positions`` declaration selects: those a state measure counts, or those of a recent period."""
         positions = self.dataset.positions
         if positions is None:
             return None
         reflected = self._reflect()
         table = reflected.table
-        measure = next(m for m in self.dataset.state if m.name == positions.state)
+        event_time = table.c[self.dataset.event_time]
         columns = [
             table.c[self.dataset.key].label("key"),
             table.c[self.dataset.unit].label(UNIT),
+            event_time.label("_time"),
             table.c[self.dataset.latitude].label("lat"),
             table.c[self.dataset.longitude].label("lon"),
             *(table.c[c] for c in positions.columns),
         ]
-        conditions = where_conditions(reflected, measure, now)
+        if positions.state is not None:
+            measure = next(m for m in self.dataset.state if m.name == positions.state)
+            conditions = where_conditions(reflected, measure, now)
+        else:
+            conditions = [event_time >= now - timedelta(seconds=positions.since_seconds), event_time <= now]
         statement = select(*columns).where(*conditions).order_by(table.c[self.dataset.key])
         with self.engine.connect() as connection:
             result = connection.execute(statement)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         frame[UNIT] = frame[UNIT].astype("string")
+        frame.insert(
+            2, "time", ((pd.to_datetime(frame.pop("_time")) - EPOCH) // pd.Timedelta(seconds=1)).astype("int64")
+        )
         return frame
 
     def _hourly_entity_frame(self, rollup: pd.DataFrame, now_epoch: int) -> pd.DataFrame | None:

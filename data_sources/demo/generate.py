@@ -922,15 +922,18 @@ def health_cases(
 
 ACCIDENT_HOURLY = (1, 0.8, 0.5, 0.4, 0.5, 1, 2, 4, 4, 2.5, 2, 2.5, 3, 2.5, 2, 2.5, 3.5, 4.5, 4, 3, 3, 2.5, 2, 1.5)
 BREAKDOWN_HOURLY = (0.5, 0.3, 0.3, 0.3, 0.5, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2.5, 2, 1.5, 1, 1, 0.5)
-INCIDENT_MINUTES = {"accident": 50, "breakdown": 40, "flooding": 600}
+INCIDENT_MINUTES = {"accident": 90, "breakdown": 60, "flooding": 600}
+"""Typical time from report to cleared (log-normal around it)."""
+ACCIDENTS_PER_DAY = 8.0
+BREAKDOWNS_PER_DAY = 20.0
 
 
 def incident_times(
     rng: np.random.Generator, seed: int, start: int, end: int, scale: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Report times in ``[start, end]`` and kinds; flooding follows the autumn floods."""
-    accidents = arrivals(rng, start, end, lambda d: np.full(len(d), 2.2 * scale), ACCIDENT_HOURLY)
-    breakdowns = arrivals(rng, start, end, lambda d: np.full(len(d), 1.2 * scale), BREAKDOWN_HOURLY)
+    accidents = arrivals(rng, start, end, lambda d: np.full(len(d), ACCIDENTS_PER_DAY * scale), ACCIDENT_HOURLY)
+    breakdowns = arrivals(rng, start, end, lambda d: np.full(len(d), BREAKDOWNS_PER_DAY * scale), BREAKDOWN_HOURLY)
     candidates = arrivals(rng, start, end, lambda d: np.full(len(d), 12.0 * scale), [1] * 24)
     chance = 0.9 * np.clip(flood_intensity(seed, candidates), 0, 1) + 0.004
     floods = candidates[rng.random(len(candidates)) < chance]
