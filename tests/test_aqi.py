@@ -135,3 +135,11 @@ class TestCategories:
         assert aqi.round_index(40.5) == 41
         assert aqi.round_index(109.5) == 110
         assert aqi.round_index(42.49) == 42
+
+
+def test_interface_catalogue_names_the_bands_as_the_decision_does():
+    from layouts.i18n import t
+
+    for band in aqi.CATEGORIES:
+        assert t(f"aqi.category.{band.id}", "vi") == band.name_vi
+        assert t(f"aqi.category.{band.id}", "en") == band.name_en
