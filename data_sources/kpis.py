@@ -419,6 +419,20 @@ def _entity_kpi(
     return KpiFigure(kpi, float(len(above)), entities=tuple(sorted(above["entity"].astype(str))))
 
 
+CONGESTED_BELOW = 0.5
+"""A segment is congested when its speed is below this share of its free-flow speed."""
+SLOW_BELOW = 0.75
+
+
+def congestion_class(speed_share: float | None) -> str | None:
+    """'free', 'slow' or 'congested' for a segment's speed as a share of free flow (None: no data)."""
+    if speed_share is None or pd.isna(speed_share):
+        return None
+    if speed_share < CONGESTED_BELOW:
+        return "congested"
+    return "slow" if speed_share < SLOW_BELOW else "free"
+
+
 def alert_level(value: float | None, levels: tuple[float, ...]) -> int:
     """How many of the ascending ``levels`` (flood alert I/II/III) ``value`` has reached: 0..len(levels)."""
     if value is None or pd.isna(value):
