@@ -477,7 +477,7 @@ def kpi_by_entity(
     if kpi.kind in ("state", "state_ratio"):
         frame = _select(snapshot.frame("state"), crosswalk, wards, None)
     elif kpi.kind in ("sum", "ratio", "mean"):
-        start = window_start(window, now, HOUR) if window != "today" else to_epoch(local_midnight(now))
+        start = window_start(window, now, HOUR)
         frame = _select(snapshot.frame("hourly_entity"), crosswalk, wards, start)
     else:
         raise ValueError(f"KPI {kpi.id!r} ({kpi.kind}) has no breakdown by entity")

@@ -342,6 +342,8 @@ class DatasetPoller:
         """Hourly rollups per unit and entity for 35 days, for datasets declaring ``by_entity``."""
         if not self.dataset.by_entity:
             return None
+        if rollup.empty:
+            return pd.DataFrame(columns=[BUCKET, UNIT, ENTITY, *self.aggregations])
         hourly = rollup.assign(**{BUCKET: (rollup[BUCKET] // 3600) * 3600})
         hourly = hourly.loc[hourly[BUCKET] >= now_epoch - HOURLY_SECONDS]
         return combine(hourly, [BUCKET, UNIT, ENTITY], self.aggregations)

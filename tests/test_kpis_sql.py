@@ -259,7 +259,7 @@ def expected_figures(sql: Sql) -> dict[tuple[str, str], Any]:
         )
     )
 
-    # --- public services: windows on the day a dossier was received
+    # --- public services: ratios count dossiers received in the window, the median those resolved in it
     start = sql.since("30d", 3600)
     ((received, online, resolved, on_time),) = sql.rows(
         "SELECT count(*), count(CASE WHEN channel = 'online' THEN 1 END), "
