@@ -271,7 +271,7 @@ class DatasetPoller:
         """Every declared duration of records that ended in the last 35 days: unit, duration, end, value.
 
         One query per declaration, bounded by ``start >= now - lookback`` (the indexed column) and
-        ``end`` in the retention window; durations are computed here, in whole seconds, so the SQL is
+        ``end`` in the retention window; durations are computed here (pandas), so the SQL is
         the same on every dialect.
         """
         columns = [UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE]
