@@ -18,7 +18,26 @@ from config.errors import ConfigError, read_toml
 SECTORS = ("traffic", "health", "environment", "public_services", "feedback")
 AGGREGATES = ("count", "sum", "min", "max")
 OPERATORS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "is_null", "not_null")
-KPI_KINDS = ("sum", "ratio", "state", "state_ratio", "latest_ratio", "latest_max", "mean")
+KPI_KINDS = (
+    "sum",
+    "ratio",
+    "state",
+    "state_ratio",
+    "latest_ratio",
+    "latest_max",
+    "mean",
+    "median",
+    "versus",
+    "entity_max",
+    "entity_count",
+)
+BASELINES = ("same_hour_last_week", "same_time_7d_mean")
+"""What a ``versus`` KPI compares with (see data_sources/kpis.py)."""
+ENTITY_VALUES = ("aqi",)
+"""Per-entity values computed from several measures rather than one or two (``value = "aqi"``)."""
+THRESHOLD_OPERATORS = ("gt", "ge", "lt", "le")
+TIME_UNITS = {"days": 86400, "hours": 3600, "minutes": 60}
+AQI_POLLUTANTS = ("pm25", "pm10", "no2", "o3", "co", "so2")
 WINDOWS = ("today", "24h", "7d", "30d", "all", "latest")
 NOW = "now"
 """A filter value meaning "the poll's current local time", bound as a parameter."""
@@ -63,6 +82,48 @@ class Kpi:
     good: str = "up"
     scale: float = 1.0
     decimals: int = 0
+    baseline: str | None = None
+    value: str | None = None
+    op: str = "gt"
+    threshold: float | str | None = None
+
+    @property
+    def threshold_attribute(self) -> str | None:
+        """The reference attribute an ``entity_count`` threshold names ("@alert_level_1"), if any."""
+        if isinstance(self.threshold, str):
+            return self.threshold[1:]
+        return None
+
+
+@dataclass(frozen=True)
+class Duration:
+    """Time from ``start`` to ``end`` of each finished record, in ``time_unit``: the input of medians.
+
+    Records count when ``end`` lies in the KPI window and ``start`` within ``lookback`` of the poll
+    (the bound that lets the query use the index on ``start``); ``where`` filters them further.
+    """
+
+    name: str
+    start: str
+    end: str
+    time_unit: str = "days"
+    lookback_seconds: int = 90 * 86400
+    where: tuple[Filter, ...] = ()
+
+    @property
+    def unit_seconds(self) -> int:
+        """Seconds in one ``time_unit``."""
+        return TIME_UNITS[self.time_unit]
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where rows are (lat/lon and a few columns), for map markers: either the rows one state
+    measure counts (open reports) or the rows whose event time lies within ``since_seconds``."""
+
+    state: str | None = None
+    since_seconds: int | None = None
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +166,17 @@ class Dataset:
     sortable: tuple[str, ...] = ()
     personal: tuple[str, ...] = ()
     headline_kpi: str | None = None
+    durations: tuple[Duration, ...] = ()
+    aqi: dict[str, tuple[str, str]] = field(default_factory=dict)
+    by_entity: bool = False
+    positions: Positions | None = None
+
+    def duration(self, name: str) -> Duration:
+        """The duration declaration with this name; ``KeyError`` otherwise."""
+        for duration in self.durations:
+            if duration.name == name:
+                return duration
+        raise KeyError(f"dataset {self.id!r} has no duration {name!r}")
 
     def kpi(self, kpi_id: str) -> Kpi:
         """The KPI with this id; ``KeyError`` otherwise."""
@@ -123,6 +195,10 @@ class Dataset:
             used |= {f.value[1:] for f in measure.where if isinstance(f.value, str) and f.value[:1] == "@"}
             if measure.column:
                 used.add(measure.column)
+        for duration in self.durations:
+            used |= {duration.start, duration.end, *(f.column for f in duration.where)}
+        if self.positions is not None:
+            used |= set(self.positions.columns)
         used |= set(self.valid_ranges)
         return used
 
@@ -253,7 +329,94 @@ def _measures(reader: _Reader, name: str) -> tuple[Measure, ...]:
     return tuple(measures)
 
 
-def _kpis(reader: _Reader, measure_names: set[str], state_names: set[str]) -> tuple[Kpi, ...]:
+@dataclass(frozen=True)
+class _KpiContext:
+    """What a KPI may refer to in its dataset."""
+
+    measures: set[str]
+    state: set[str]
+    durations: set[str]
+    has_entity: bool
+    has_aqi: bool
+    attributes: set[str]
+
+
+def _kpi_measures(item: _Reader, spec: dict[str, Any], kind: str, context: _KpiContext) -> tuple[str, ...]:
+    """The KPI's measure names, checked against its kind and the dataset's declarations."""
+    names = spec.get("measures")
+    if isinstance(names, str):
+        names = [names]
+    if kind in ("entity_max", "entity_count") and spec.get("value") is not None:
+        if names:
+            raise item.error("measures", f"a {kind} KPI takes either value or measures, not both")
+        return ()
+    if not isinstance(names, list) or not names:
+        raise item.error("measures", "expected a measure name or a list of them")
+    arity = {
+        "ratio": (2,),
+        "state_ratio": (2,),
+        "latest_ratio": (2,),
+        "mean": (2,),
+        "latest_max": (1, 2),
+        "versus": (1, 2),
+        "entity_max": (1, 2),
+        "entity_count": (1, 2),
+    }
+    allowed = arity.get(kind, (1,))
+    if len(names) not in allowed:
+        expected = " or ".join(str(n) for n in allowed)
+        raise item.error("measures", f"a {kind} KPI takes {expected} measure(s), got {len(names)}")
+    if kind.startswith("state"):
+        pool, where = context.state, "state"
+    elif kind == "median":
+        pool, where = context.durations, "durations"
+    else:
+        pool, where = context.measures, "measures"
+    for measure in names:
+        if measure not in pool:
+            raise item.error("measures", f"{measure!r} is not declared under {where}")
+    return tuple(names)
+
+
+def _kpi_extras(item: _Reader, spec: dict[str, Any], kind: str, context: _KpiContext) -> dict[str, Any]:
+    """Baseline, entity value, operator and threshold: each only where the kind uses it."""
+    extras: dict[str, Any] = {}
+    for key, kinds in (
+        ("baseline", ("versus",)),
+        ("value", ("entity_max", "entity_count")),
+        ("threshold", ("entity_count",)),
+        ("op", ("entity_count",)),
+    ):
+        if key in spec and kind not in kinds:
+            raise item.error(key, f"only a {' or '.join(kinds)} KPI takes {key}")
+    if kind == "versus":
+        extras["baseline"] = item.choice("baseline", BASELINES)
+    if kind in ("entity_max", "entity_count"):
+        if not context.has_entity:
+            raise item.error("kind", f"a {kind} KPI needs the dataset to declare entity")
+        value = spec.get("value")
+        if value is not None:
+            extras["value"] = item.choice("value", ENTITY_VALUES)
+            if value == "aqi" and not context.has_aqi:
+                raise item.error("value", "value = 'aqi' needs an aqi table on the dataset")
+    if kind == "entity_count":
+        extras["op"] = item.choice("op", THRESHOLD_OPERATORS, "gt")
+        threshold = spec.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float | str):
+            raise item.error("threshold", "expected a number or '@<reference attribute>'")
+        if isinstance(threshold, str):
+            if not threshold.startswith(COLUMN_PREFIX) or threshold[1:] not in context.attributes:
+                known = ", ".join(sorted(context.attributes)) or "none declared"
+                raise item.error(
+                    "threshold", f"{threshold!r} is not '@' + an attribute of the reference table ({known})"
+                )
+        else:
+            threshold = float(threshold)
+        extras["threshold"] = threshold
+    return extras
+
+
+def _kpis(reader: _Reader, context: _KpiContext) -> tuple[Kpi, ...]:
     specs = reader.data.get("kpis", [])
     if not isinstance(specs, list):
         raise reader.error("kpis", "expected an array of tables ([[datasets.<id>.kpis]])")
@@ -266,36 +429,72 @@ def _kpis(reader: _Reader, measure_names: set[str], state_names: set[str]) -> tu
             raise item.error("id", f"KPI {kpi_id!r} is declared twice")
         seen.add(kpi_id)
         kind = item.choice("kind", KPI_KINDS)
-        names = spec.get("measures")
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, list) or not names:
-            raise item.error("measures", "expected a measure name or a list of them")
-        arity = {"ratio": (2,), "state_ratio": (2,), "latest_ratio": (2,), "mean": (2,), "latest_max": (1, 2)}
-        allowed = arity.get(kind, (1,))
-        if len(names) not in allowed:
-            expected = " or ".join(str(n) for n in allowed)
-            raise item.error("measures", f"a {kind} KPI takes {expected} measure(s), got {len(names)}")
-        pool = state_names if kind.startswith("state") else measure_names
-        for measure in names:
-            if measure not in pool:
-                where = "state" if kind.startswith("state") else "measures"
-                raise item.error("measures", f"{measure!r} is not declared under {where}")
+        names = _kpi_measures(item, spec, kind, context)
+        extras = _kpi_extras(item, spec, kind, context)
         good = item.choice("good", ("up", "down"), "up")
         window = item.choice("window", WINDOWS, "all")
+        if kind == "median" and window in ("all", "today"):
+            raise item.error("window", "a median KPI reads a window of 24h, 7d or 30d")
+        for number in ("scale", "decimals"):
+            if number in spec and (isinstance(spec[number], bool) or not isinstance(spec[number], int | float)):
+                raise item.error(number, f"expected a number, got {spec[number]!r}")
         kpis.append(
             Kpi(
                 id=kpi_id,
                 kind=kind,
-                measures=tuple(names),
+                measures=names,
                 window=window,
                 unit=str(spec.get("unit", "")),
                 good=good,
                 scale=float(spec.get("scale", 1.0)),
                 decimals=int(spec.get("decimals", 0)),
+                **extras,
             )
         )
     return tuple(kpis)
+
+
+def _durations(reader: _Reader) -> tuple[Duration, ...]:
+    durations = []
+    for name, spec in reader.table("durations").items():
+        if not _IDENTIFIER.match(name):
+            raise reader.error(f"durations.{name}", "is not a valid name")
+        item = reader.child(f"durations.{name}", spec)
+        unit = spec.get("time_unit", "days")
+        if unit not in TIME_UNITS:
+            raise item.error("time_unit", f"expected one of {', '.join(TIME_UNITS)}; got {unit!r}")
+        durations.append(
+            Duration(
+                name=name,
+                start=item.identifier("start"),
+                end=item.identifier("end"),
+                time_unit=unit,
+                lookback_seconds=item.duration("lookback", "90d"),
+                where=_filters(item),
+            )
+        )
+    return tuple(durations)
+
+
+def _aqi(reader: _Reader, measures: dict[str, Measure]) -> dict[str, tuple[str, str]]:
+    """``aqi.<pollutant> = ["<sum measure>", "<count measure>"]``: hourly means for VN_AQI."""
+    spec = reader.table("aqi")
+    pairs: dict[str, tuple[str, str]] = {}
+    for pollutant, names in spec.items():
+        key = f"aqi.{pollutant}"
+        if pollutant not in AQI_POLLUTANTS:
+            raise reader.error(key, f"unknown pollutant; expected one of {', '.join(AQI_POLLUTANTS)}")
+        if not isinstance(names, list) or len(names) != 2:
+            raise reader.error(key, 'expected ["<sum measure>", "<count measure>"] giving the hourly mean')
+        for name, agg in zip(names, ("sum", "count"), strict=True):
+            if name not in measures:
+                raise reader.error(key, f"{name!r} is not declared under measures")
+            if measures[name].agg != agg:
+                raise reader.error(key, f"{name!r} must be a {agg} measure, it is {measures[name].agg}")
+        pairs[pollutant] = (names[0], names[1])
+    if pairs and not {"pm25", "pm10"} & set(pairs):
+        raise reader.error("aqi", "VN_AQI needs pm25 or pm10 (Decision 1459/QĐ-TCMT, section 2.1 b)")
+    return pairs
 
 
 def _valid_ranges(reader: _Reader) -> dict[str, tuple[float | None, float | None]]:
@@ -318,7 +517,30 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
     if not measures:
         raise reader.error("measures", "declare at least one measure")
     state = _measures(reader, "state")
-    kpis = _kpis(reader, {m.name for m in measures}, {m.name for m in state})
+    durations = _durations(reader)
+    aqi = _aqi(reader, {m.name: m for m in measures})
+    entity = reader.identifier("entity", required=False)
+    bucket_seconds = reader.duration("bucket", "1h")
+    if aqi and (entity is None or bucket_seconds != 3600):
+        raise reader.error("aqi", "VN_AQI is hourly per station: the dataset needs entity and bucket = '1h'")
+    by_entity = spec.get("by_entity", False)
+    if not isinstance(by_entity, bool):
+        raise reader.error("by_entity", f"expected true or false, got {by_entity!r}")
+    if by_entity and entity is None:
+        raise reader.error("by_entity", "needs the dataset to declare entity")
+    positions = None
+    if "positions" in spec:
+        item = reader.child("positions", spec["positions"])
+        state_name = spec["positions"].get("state")
+        since = spec["positions"].get("since")
+        if (state_name is None) == (since is None):
+            raise item.error("state", "declare either state = '<state measure>' or since = '<duration>'")
+        if state_name is not None and state_name not in {m.name for m in state}:
+            raise item.error("state", f"{state_name!r} is not declared under state")
+        if not (spec.get("latitude") and spec.get("longitude")):
+            raise item.error("state", "positions need the dataset's latitude and longitude columns")
+        since_seconds = item.duration("since") if since is not None else None
+        positions = Positions(state_name, since_seconds, item.identifiers("columns"))
     reference = None
     if "reference" in spec:
         ref = reader.child("reference", spec["reference"])
@@ -330,6 +552,15 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
             lon=ref.identifier("lon", required=False),
             attributes=ref.identifiers("attributes"),
         )
+    context = _KpiContext(
+        measures={m.name for m in measures},
+        state={m.name for m in state},
+        durations={d.name for d in durations},
+        has_entity=entity is not None,
+        has_aqi=bool(aqi),
+        attributes=set(reference.attributes) if reference else set(),
+    )
+    kpis = _kpis(reader, context)
     headline = spec.get("headline_kpi")
     if headline is not None and headline not in {k.id for k in kpis}:
         raise reader.error("headline_kpi", f"{headline!r} is not one of this dataset's KPIs")
@@ -341,11 +572,11 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         event_time=reader.identifier("event_time"),
         watermark=reader.identifier("watermark"),
         unit=reader.identifier("unit"),
-        entity=reader.identifier("entity", required=False),
+        entity=entity,
         reference=reference,
         latitude=reader.identifier("latitude", required=False),
         longitude=reader.identifier("longitude", required=False),
-        bucket_seconds=reader.duration("bucket", "1h"),
+        bucket_seconds=bucket_seconds,
         poll_seconds=reader.duration("poll_every", "30s"),
         expected_seconds=reader.duration("expected_every", "5m"),
         late_window_seconds=reader.duration("late_window", "15m"),
@@ -358,6 +589,10 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         sortable=reader.identifiers("sortable"),
         personal=reader.identifiers("personal"),
         headline_kpi=headline,
+        durations=durations,
+        aqi=aqi,
+        by_entity=by_entity,
+        positions=positions,
     )
 
 

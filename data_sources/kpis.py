@@ -4,10 +4,29 @@ Time windows are whole buckets of the frame they read, in Asia/Ho_Chi_Minh local
 ``today`` starts at local midnight, ``24h`` reads the fine buckets of the last 48 hours,
 ``7d``/``30d`` read hourly rollups, ``all`` reads daily rollups. Rows whose unit code is neither a
 current ward nor a pre-2025 one are left out of every figure (they are counted on Data health).
+
+Kinds (docs/configuration.md has the configuration side):
+
+- ``sum``, ``ratio``, ``mean``: additive measures over the window; ``state``, ``state_ratio``: the
+  current-state counts of the last poll; ``latest_ratio``, ``latest_max``: each entity's newest
+  bucket that is recent enough to be "now" (``LATEST_HORIZON_FACTOR``).
+- ``median``: the exact median of a declared duration (processing days, hours to resolve) over the
+  records whose end falls in the window; the poller keeps every such record's duration for 35 days
+  (frame ``durations``), so any ward selection and window gets an exact median, not an estimate.
+- ``versus``: a figure now and its baseline. ``same_hour_last_week``: the hourly rollup of the hour
+  holding ``now`` (so far; the previous hour while the current one has no rows) against the same
+  clock hour 7 days earlier. ``same_time_7d_mean``: today from midnight up to the hour of ``now``
+  against the mean of the same span on each of the 7 previous days. ``KpiFigure.value`` is the
+  current figure, ``baseline`` the comparison and ``change`` the relative change in percent.
+- ``entity_max``, ``entity_count``: one value per entity "now" (a ratio or a measure of its newest
+  bucket, or the VN_AQI of an air station, ``station_aqi``), then the largest with its entity, or how
+  many entities are above/below a threshold: a number, or an attribute of each entity's reference
+  row (``@alert_level_1``). ``entity_values`` gives the per-entity values for map markers.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from config.datasets import Dataset, Kpi
+from data_sources import aqi
 from data_sources.clock import local_midnight
-from data_sources.poller import BUCKET, ENTITY, UNIT, to_epoch
+from data_sources.poller import BUCKET, DURATION_END, DURATION_NAME, DURATION_VALUE, ENTITY, UNIT, to_epoch
 from data_sources.snapshots import Snapshot
 
 WARD = "ward"
@@ -26,13 +46,26 @@ LATEST_HORIZON_FACTOR = 3
 """A sensor's latest bucket counts as "now" while it is at most this many expected intervals old."""
 
 
+HOUR = 3600
+DAY = 86400
+WEEK = 7 * DAY
+THRESHOLD_OPERATORS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+
+
 @dataclass(frozen=True)
 class KpiFigure:
-    """A KPI value with what a tile needs around it."""
+    """A KPI value with what a tile needs around it.
+
+    ``entity``: the entity of an ``entity_max``/``latest_max`` value (the worst station);
+    ``entities``: those counted by ``entity_count``; ``baseline``/``change`` (percent): ``versus``.
+    """
 
     kpi: Kpi
     value: float | None
     entity: str | None = None
+    baseline: float | None = None
+    change: float | None = None
+    entities: tuple[str, ...] = ()
 
 
 def window_start(window: str, now: datetime, bucket_seconds: int) -> int | None:
@@ -106,6 +139,12 @@ def compute_kpi(
 ) -> KpiFigure:
     """The value of one KPI over the snapshot, optionally for some wards and another window."""
     window = window or kpi.window
+    if kpi.kind == "median":
+        return _median(dataset, kpi, snapshot, now, crosswalk, wards, window)
+    if kpi.kind == "versus":
+        return _versus(dataset, kpi, snapshot, now, crosswalk, wards)
+    if kpi.kind in ("entity_max", "entity_count"):
+        return _entity_kpi(dataset, kpi, snapshot, now, crosswalk, wards)
     if kpi.kind in ("state", "state_ratio"):
         frame = _select(snapshot.frame("state"), crosswalk, wards, None)
         sums = [frame[m].sum() if m in frame else 0.0 for m in kpi.measures]
@@ -189,3 +228,265 @@ def measure_series(
     result = grouped.reset_index()
     result.insert(0, "time", pd.to_datetime(result[BUCKET], unit="s"))
     return result.drop(columns=[BUCKET])
+
+
+# --- medians -------------------------------------------------------------------------------------
+def duration_values(
+    dataset: Dataset,
+    duration_name: str,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    window: str,
+    wards: frozenset[str] | None = None,
+) -> pd.Series:
+    """Durations (in the declaration's time unit) of the records that ended inside the window."""
+    frame = snapshot.frame("durations")
+    if frame.empty:
+        return pd.Series(dtype="float64")
+    frame = _select(frame.loc[frame[DURATION_NAME] == duration_name], crosswalk, wards, None)
+    start = window_start(window, now, frame_bucket_seconds(dataset, window_frame(window)))
+    if start is not None:
+        frame = frame.loc[frame[DURATION_END] >= start]
+    return frame.loc[frame[DURATION_END] <= to_epoch(now), DURATION_VALUE].astype("float64")
+
+
+def _median(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    wards: frozenset[str] | None,
+    window: str,
+) -> KpiFigure:
+    values = duration_values(dataset, kpi.measures[0], snapshot, now, crosswalk, window=window, wards=wards)
+    if values.empty:
+        return KpiFigure(kpi, None)
+    return KpiFigure(kpi, float(np.median(values.to_numpy())) * kpi.scale)
+
+
+# --- comparisons ---------------------------------------------------------------------------------
+def _figure(dataset: Dataset, kpi: Kpi, frame: pd.DataFrame) -> float | None:
+    """Sum of one measure or ratio of two over the rows of ``frame`` (None without rows)."""
+    if frame.empty:
+        return None
+    sums = [frame[m].sum() if m in frame else 0.0 for m in kpi.measures]
+    if len(sums) == 1:
+        return float(sums[0]) * kpi.scale
+    return _ratio(sums[0], sums[1], kpi.scale)
+
+
+def versus_spans(kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """The current span and the baseline spans as half-open ranges of hourly bucket starts."""
+    now_epoch = to_epoch(now)
+    hour = now_epoch - now_epoch % HOUR
+    if kpi.baseline == "same_hour_last_week":
+        if not hourly.empty and not (hourly[BUCKET] == hour).any():
+            hour -= HOUR  # the hour has just begun: compare the last hour with data
+        return (hour, hour + HOUR), [(hour - WEEK, hour - WEEK + HOUR)]
+    midnight = to_epoch(local_midnight(now))
+    current = (midnight, hour + HOUR)
+    return current, [(midnight - k * DAY, hour + HOUR - k * DAY) for k in range(1, 8)]
+
+
+def _versus(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    wards: frozenset[str] | None,
+) -> KpiFigure:
+    hourly = _select(snapshot.frame("hourly"), crosswalk, wards, None)
+    current, baselines = versus_spans(kpi, hourly, now)
+
+    def between(span: tuple[int, int]) -> pd.DataFrame:
+        if hourly.empty:
+            return hourly
+        return hourly.loc[(hourly[BUCKET] >= span[0]) & (hourly[BUCKET] < span[1])]
+
+    value = _figure(dataset, kpi, between(current))
+    if value is None and len(kpi.measures) == 1:
+        value = 0.0  # nothing counted yet today is a count of zero
+    figures = [_figure(dataset, kpi, between(span)) for span in baselines]
+    if len(kpi.measures) == 1:
+        figures = [0.0 if f is None else f for f in figures]
+    known = [f for f in figures if f is not None]
+    baseline = float(np.mean(known)) if known else None
+    change = None
+    if value is not None and baseline:
+        change = (value - baseline) / baseline * 100
+    return KpiFigure(kpi, value, baseline=baseline, change=change)
+
+
+# --- entities ------------------------------------------------------------------------------------
+def station_aqi(
+    dataset: Dataset, snapshot: Snapshot, now: datetime, crosswalk: dict[str, str], wards: frozenset[str] | None = None
+) -> pd.DataFrame:
+    """VN_AQI of every station now: entity, ward, value (the AQI), dominant, category, colour.
+
+    c1 is the hour holding ``now``; hourly means are the rollup's sum/count of the pollutant (values
+    outside their valid range are already left out). Stations without an index are left out.
+    """
+    frame = _select(snapshot.frame("recent"), crosswalk, wards, None)
+    columns = ["entity", "ward", "value", "dominant", "category", "colour"]
+    if frame.empty or ENTITY not in frame:
+        return pd.DataFrame(columns=columns)
+    now_epoch = to_epoch(now)
+    hour = now_epoch - now_epoch % HOUR
+    hours = [hour - i * HOUR for i in range(aqi.NOWCAST_HOURS)]
+    frame = frame.loc[frame[BUCKET].isin(hours)]
+    rows = []
+    for entity, rows_of_entity in frame.groupby(ENTITY, sort=True):
+        per_hour = rows_of_entity.groupby(BUCKET).sum(numeric_only=True)
+        means: dict[str, list[float | None]] = {}
+        for pollutant, (sum_name, count_name) in dataset.aqi.items():
+            series = []
+            for bucket in hours:
+                if bucket in per_hour.index and per_hour.at[bucket, count_name] > 0:
+                    series.append(float(per_hour.at[bucket, sum_name] / per_hour.at[bucket, count_name]))
+                else:
+                    series.append(None)
+            means[pollutant] = series
+        result = aqi.hourly_aqi(
+            {p: v[0] for p, v in means.items() if p not in aqi.PARTICULATES},
+            {p: v for p, v in means.items() if p in aqi.PARTICULATES},
+        )
+        if result.aqi is None:
+            continue
+        ward = rows_of_entity[WARD].iloc[-1]
+        rows.append([str(entity), ward, float(result.aqi), result.dominant, result.category.id, result.category.colour])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def entity_values(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None = None,
+) -> pd.DataFrame:
+    """One value per entity "now" for an entity KPI: entity, ward, value, plus the reference columns
+    (name, lat, lon, attributes) when the snapshot has them. The value is unscaled."""
+    if kpi.value == "aqi":
+        values = station_aqi(dataset, snapshot, now, crosswalk, wards)
+    else:
+        frame = _latest_rows(dataset, _select(snapshot.frame("recent"), crosswalk, wards, None), now)
+        if frame.empty or ENTITY not in frame:
+            values = pd.DataFrame(columns=["entity", "ward", "value"])
+        else:
+            how = {m: kpi_measure_agg(dataset, m) for m in kpi.measures} | {WARD: "last"}
+            grouped = frame.groupby(ENTITY).agg(how)
+            if len(kpi.measures) == 2:
+                denominator = grouped[kpi.measures[1]].replace(0, np.nan)
+                value = grouped[kpi.measures[0]] / denominator
+            else:
+                value = grouped[kpi.measures[0]]
+            values = pd.DataFrame(
+                {"entity": grouped.index.astype(str), "ward": grouped[WARD].to_numpy(), "value": value.to_numpy()}
+            ).dropna(subset=["value"])
+    entities = snapshot.frame("entities")
+    if not entities.empty:
+        entities = entities.drop(columns=[c for c in (UNIT,) if c in entities]).astype({"entity": str})
+        values = values.merge(entities, on="entity", how="left")
+    return values.reset_index(drop=True)
+
+
+def _entity_kpi(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    wards: frozenset[str] | None,
+) -> KpiFigure:
+    values = entity_values(dataset, kpi, snapshot, now, crosswalk, wards=wards)
+    if kpi.kind == "entity_max":
+        if values.empty:
+            return KpiFigure(kpi, None)
+        top = values.sort_values(["value", "entity"], ascending=[False, True]).iloc[0]
+        return KpiFigure(kpi, float(top["value"]) * kpi.scale, str(top["entity"]))
+    attribute = kpi.threshold_attribute
+    if attribute is not None:
+        threshold = pd.to_numeric(values[attribute], errors="coerce") if attribute in values else np.nan
+    else:
+        threshold = kpi.threshold
+    above = values.loc[THRESHOLD_OPERATORS[kpi.op](values["value"], threshold)] if not values.empty else values
+    return KpiFigure(kpi, float(len(above)), entities=tuple(sorted(above["entity"].astype(str))))
+
+
+CONGESTED_BELOW = 0.5
+"""A segment is congested when its speed is below this share of its free-flow speed."""
+SLOW_BELOW = 0.75
+
+
+def congestion_class(speed_share: float | None) -> str | None:
+    """'free', 'slow' or 'congested' for a segment's speed as a share of free flow (None: no data)."""
+    if speed_share is None or pd.isna(speed_share):
+        return None
+    if speed_share < CONGESTED_BELOW:
+        return "congested"
+    return "slow" if speed_share < SLOW_BELOW else "free"
+
+
+def alert_level(value: float | None, levels: tuple[float, ...]) -> int:
+    """How many of the ascending ``levels`` (flood alert I/II/III) ``value`` has reached: 0..len(levels)."""
+    if value is None or pd.isna(value):
+        return 0
+    return sum(value >= level for level in levels if not pd.isna(level))
+
+
+def positions(
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None = None,
+    window: str | None = None,
+) -> pd.DataFrame:
+    """Rows of the dataset's ``positions`` (open reports, recent incidents): key, unit, time (epoch of
+    the event time), lat, lon, the declared columns and ward; optionally only those of a window."""
+    frame = snapshot.frame("positions")
+    if frame.empty:
+        return frame
+    frame = _select(frame, crosswalk, wards, None)
+    if window in WINDOW_SECONDS:
+        frame = frame.loc[frame["time"] >= to_epoch(now) - WINDOW_SECONDS[window]]
+    elif window == "today":
+        frame = frame.loc[frame["time"] >= to_epoch(local_midnight(now))]
+    return frame.reset_index(drop=True)
+
+
+# --- breakdown by entity -------------------------------------------------------------------------
+def kpi_by_entity(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None = None,
+    window: str | None = None,
+) -> pd.Series:
+    """A sum/ratio/mean/state KPI per entity (e.g. per procedure), for datasets with ``by_entity``."""
+    window = window or kpi.window
+    if kpi.kind in ("state", "state_ratio"):
+        frame = _select(snapshot.frame("state"), crosswalk, wards, None)
+    elif kpi.kind in ("sum", "ratio", "mean"):
+        start = window_start(window, now, HOUR)
+        frame = _select(snapshot.frame("hourly_entity"), crosswalk, wards, start)
+    else:
+        raise ValueError(f"KPI {kpi.id!r} ({kpi.kind}) has no breakdown by entity")
+    if frame.empty or ENTITY not in frame:
+        return pd.Series(dtype="float64", name=kpi.id)
+    sums = frame.groupby(ENTITY)[[m for m in kpi.measures if m in frame]].sum()
+    if kpi.kind in ("sum", "state"):
+        values = sums[kpi.measures[0]] * kpi.scale
+    else:
+        values = sums[kpi.measures[0]] / sums[kpi.measures[1]].replace(0, np.nan) * kpi.scale
+    values.index = values.index.astype(str)
+    return values.astype("float64").rename(kpi.id)

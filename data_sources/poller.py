@@ -6,7 +6,9 @@ Each poll:
 2. recomputes exactly those buckets with one grouped query (on the event-time index) and replaces
    them in the rollup, so a row that is re-read, updated or committed late is counted exactly once;
 3. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
-4. publishes a snapshot: recent buckets, hourly and daily rollups, state, entities and quality.
+4. reads the declared durations of records finished in the last 35 days (for exact medians);
+5. publishes a snapshot: recent buckets, hourly and daily rollups, state, entities, durations,
+   per-entity hourly rollups (``by_entity`` datasets) and quality.
 
 Rollups keep the raw unit code the warehouse wrote (old or new); mapping onto current wards happens
 when figures are computed (``data_sources.kpis``), so the pre-merger view stays possible.
@@ -23,13 +25,14 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from config.datasets import Dataset
+from config.datasets import Dataset, Duration
 from data_sources.clock import Clock, to_local_naive
 from data_sources.snapshots import Snapshot, SnapshotStore
 from data_sources.sql import (
     ROWS,
     ReflectedDataset,
     bucket_expression,
+    filter_expression,
     measure_expression,
     quality_expressions,
     reflect_dataset,
@@ -46,6 +49,11 @@ RANGES_PER_QUERY = 200
 UNIT = "unit"
 ENTITY = "entity"
 BUCKET = "bucket"
+DURATION_NAME = "duration"
+DURATION_END = "end"
+DURATION_VALUE = "value"
+DURATION_SECONDS = HOURLY_SECONDS
+"""How far back (by end time) the ``durations`` frame keeps finished records."""
 
 
 def bucket_start(epoch: int) -> datetime:
@@ -259,6 +267,87 @@ class DatasetPoller:
         frame["entity"] = frame["entity"].astype("string")
         return frame
 
+    def _durations_frame(self, now: datetime) -> pd.DataFrame:
+        """Every declared duration of records that ended in the last 35 days: unit, duration, end, value.
+
+        One query per declaration, bounded by ``start >= now - lookback`` (the indexed column) and
+        ``end`` in the retention window; durations are computed here (pandas), so the SQL is
+        the same on every dialect.
+        """
+        columns = [UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE]
+        if not self.dataset.durations:
+            return pd.DataFrame(columns=columns)
+        table = self._reflect().table
+        parts = []
+        with self.engine.connect() as connection:
+            for duration in self.dataset.durations:
+                parts.append(self._read_durations(connection, table, duration, now))
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        return frame[columns]
+
+    def _read_durations(self, connection, table, duration: Duration, now: datetime) -> pd.DataFrame:
+        start, end = table.c[duration.start], table.c[duration.end]
+        statement = select(table.c[self.dataset.unit].label(UNIT), start.label("_start"), end.label("_end")).where(
+            start >= now - timedelta(seconds=duration.lookback_seconds),
+            end >= now - timedelta(seconds=DURATION_SECONDS),
+            end <= now,
+            *(filter_expression(table, f, now) for f in duration.where),
+        )
+        rows = connection.execute(statement).fetchall()
+        frame = pd.DataFrame(rows, columns=[UNIT, "_start", "_end"])
+        starts = pd.to_datetime(frame["_start"])
+        ends = pd.to_datetime(frame["_end"])
+        return pd.DataFrame(
+            {
+                UNIT: frame[UNIT].astype("string"),
+                DURATION_NAME: duration.name,
+                DURATION_END: ((ends - EPOCH) // pd.Timedelta(seconds=1)).astype("int64"),
+                DURATION_VALUE: ((ends - starts) / pd.Timedelta(seconds=duration.unit_seconds)).astype("float64"),
+            }
+        )
+
+    def _positions_frame(self, now: datetime) -> pd.DataFrame | None:
+        """Key, unit, event time (epoch ``time``), lat, lon and the declared columns of the rows the
+        ``positions`` declaration selects: those a state measure counts, or those of a recent period."""
+        positions = self.dataset.positions
+        if positions is None:
+            return None
+        reflected = self._reflect()
+        table = reflected.table
+        event_time = table.c[self.dataset.event_time]
+        columns = [
+            table.c[self.dataset.key].label("key"),
+            table.c[self.dataset.unit].label(UNIT),
+            event_time.label("_time"),
+            table.c[self.dataset.latitude].label("lat"),
+            table.c[self.dataset.longitude].label("lon"),
+            *(table.c[c] for c in positions.columns),
+        ]
+        if positions.state is not None:
+            measure = next(m for m in self.dataset.state if m.name == positions.state)
+            conditions = where_conditions(reflected, measure, now)
+        else:
+            conditions = [event_time >= now - timedelta(seconds=positions.since_seconds), event_time <= now]
+        statement = select(*columns).where(*conditions).order_by(table.c[self.dataset.key])
+        with self.engine.connect() as connection:
+            result = connection.execute(statement)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame[UNIT] = frame[UNIT].astype("string")
+        frame.insert(
+            2, "time", ((pd.to_datetime(frame.pop("_time")) - EPOCH) // pd.Timedelta(seconds=1)).astype("int64")
+        )
+        return frame
+
+    def _hourly_entity_frame(self, rollup: pd.DataFrame, now_epoch: int) -> pd.DataFrame | None:
+        """Hourly rollups per unit and entity for 35 days, for datasets declaring ``by_entity``."""
+        if not self.dataset.by_entity:
+            return None
+        if rollup.empty:
+            return pd.DataFrame(columns=[BUCKET, UNIT, ENTITY, *self.aggregations])
+        hourly = rollup.assign(**{BUCKET: (rollup[BUCKET] // 3600) * 3600})
+        hourly = hourly.loc[hourly[BUCKET] >= now_epoch - HOURLY_SECONDS]
+        return combine(hourly, [BUCKET, UNIT, ENTITY], self.aggregations)
+
     def frames(self, now: datetime) -> dict[str, pd.DataFrame]:
         """The snapshot frames derived from the current rollup."""
         rollup = self.rollup if self.rollup is not None else pd.DataFrame(columns=self.keys)
@@ -269,13 +358,21 @@ class DatasetPoller:
         hourly_source = by_unit.loc[by_unit[BUCKET] >= now_epoch - HOURLY_SECONDS]
         hourly = combine(hourly_source, [BUCKET, UNIT], aggregations)
         daily = combine(rollup.assign(**{BUCKET: (rollup[BUCKET] // 86400) * 86400}), [BUCKET, UNIT], aggregations)
-        return {
+        frames = {
             "recent": recent.reset_index(drop=True),
             "hourly": hourly,
             "daily": daily,
             "state": self._state_frame(to_local_naive(now)),
             "entities": self._entities_frame(),
+            "durations": self._durations_frame(to_local_naive(now)),
         }
+        by_entity = self._hourly_entity_frame(rollup, now_epoch)
+        if by_entity is not None:
+            frames["hourly_entity"] = by_entity
+        positions = self._positions_frame(to_local_naive(now))
+        if positions is not None:
+            frames["positions"] = positions
+        return frames
 
     def _publish(self, now: datetime) -> Snapshot:
         frames = self.frames(now)

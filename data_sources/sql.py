@@ -110,7 +110,7 @@ def bucket_expression(reflected: ReflectedDataset, size_seconds: int) -> ColumnE
     epoch = epoch_seconds(reflected, reflected.table.c[reflected.dataset.event_time])
     size = literal(int(size_seconds), Integer)
     if reflected.dialect == "sqlite":
-        return (epoch / size) * size
+        return (epoch // size) * size  # integer division (SQLAlchemy 2 renders "/" as true division)
     return cast(func.floor(epoch / cast(size, BigInteger)), BigInteger) * size
 
 

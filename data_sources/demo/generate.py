@@ -1,8 +1,8 @@
 """Fill a demo warehouse with a province's synthetic history, from ``start`` up to ``now``.
 
-Sensor series are dense for recent days and thinned for older periods (traffic every 5 minutes for
+Sensor series are dense for recent days and thinned for older periods (traffic every 2 minutes for
 the last 7 days and hourly before, river gauges every 15 minutes then hourly, hospital occupancy
-hourly for 30 days then every 6 hours, air quality hourly throughout). Case records (feedback,
+hourly for 30 days then every 6 hours, air quality every 10 minutes for 2 days then hourly). Case records (feedback,
 dossiers, disease cases, traffic incidents) arrive at realistic daily rates and carry the status
 they would have at ``now``. Rows dated before 1 July 2025 carry the pre-merger ward code.
 
@@ -28,6 +28,7 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+import shapely
 from sqlalchemy import Connection, DateTime, Table, text
 from sqlalchemy.schema import CreateTable
 from tqdm import tqdm
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from data_sources.admin_units import REFORM_DATE, current_units, legacy_units, province
 from data_sources.clock import LOCAL_TZ, system_clock, to_local_naive
 from data_sources.demo import names, schema
+from data_sources.geo import approximate_wards
 from data_sources.warehouse import create_warehouse_engine
 
 DEFAULT_SEED = 20250101
@@ -80,7 +82,8 @@ TRAFFIC_CAPACITY_WINDOW_S = 5 * MINUTE
 """Segment capacities are vehicles per 5 minutes; a reading counts the vehicles of one fine interval."""
 RIVER_CADENCE = Cadence(15 * MINUTE, 7, HOUR)
 OCCUPANCY_CADENCE = Cadence(HOUR, 30, 6 * HOUR)
-AIR_CADENCE = Cadence(HOUR, 0, HOUR)
+AIR_CADENCE = Cadence(10 * MINUTE, 2, HOUR)
+"""Stations publish 10-minute means; older history keeps one value per hour (the hourly mean)."""
 
 
 def grid(start: int, end: int, step: int) -> np.ndarray:
@@ -196,6 +199,45 @@ Placer = Callable[[Sequence[str], float], pd.DataFrame]
 
 
 # --- the province --------------------------------------------------------------------------------
+WARD_MARGIN_DEG = 0.0006
+"""Points keep about 60 m from their ward's edge, so map rounding never moves one across it."""
+
+
+@dataclass(frozen=True)
+class WardShapes:
+    """Each ward's area as the demo map draws it (the approximate polygons of ``data_sources.geo``),
+    shrunk by ``WARD_MARGIN_DEG``, and a point well inside it; indexed like ``DemoWorld.wards``."""
+
+    shapes: np.ndarray
+    inner_lat: np.ndarray
+    inner_lon: np.ndarray
+
+    @classmethod
+    def of(cls, wards: pd.DataFrame) -> WardShapes:
+        """Shapes of the given wards (columns code, name, lat, lon, area_km2)."""
+        polygons = approximate_wards(wards).set_index("code").loc[wards["code"], "geometry"].to_numpy()
+        shrunk = shapely.buffer(polygons, -WARD_MARGIN_DEG)
+        shrunk = np.where(shapely.is_empty(shrunk), polygons, shrunk)
+        inner = shapely.point_on_surface(shrunk)
+        return cls(shrunk, shapely.get_y(inner), shapely.get_x(inner))
+
+    def pull_inside(self, ward_idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points outside their ward moved toward its inner point until inside (the inner point at worst)."""
+        lat, lon = np.asarray(lat, dtype=float).copy(), np.asarray(lon, dtype=float).copy()
+        shapes, inner_lat, inner_lon = self.shapes[ward_idx], self.inner_lat[ward_idx], self.inner_lon[ward_idx]
+        outside = ~shapely.contains_xy(shapes, lon, lat)
+        for share in (0.8, 0.6, 0.4, 0.2, 0.0):
+            if not outside.any():
+                break
+            cand_lat = inner_lat[outside] + share * (lat[outside] - inner_lat[outside])
+            cand_lon = inner_lon[outside] + share * (lon[outside] - inner_lon[outside])
+            ok = shapely.contains_xy(shapes[outside], cand_lon, cand_lat) | (share == 0.0)
+            which = np.flatnonzero(outside)[ok]
+            lat[which], lon[which] = cand_lat[ok], cand_lon[ok]
+            outside[which] = False
+        return lat.round(6), lon.round(6)
+
+
 @dataclass(frozen=True)
 class DemoWorld:
     """The province as the demo sees it: wards, their pre-merger wards, and every sensor-bearing entity.
@@ -217,6 +259,11 @@ class DemoWorld:
     facilities: pd.DataFrame
     air_stations: pd.DataFrame
     gauges: pd.DataFrame
+    shapes: WardShapes
+
+    def ward_index(self, codes: np.ndarray) -> np.ndarray:
+        """Index in ``wards`` of current ward codes."""
+        return pd.Index(self.wards["code"]).get_indexer(codes)
 
     def ward_codes(
         self, ward_idx: np.ndarray, times: np.ndarray, rng: np.random.Generator
@@ -239,7 +286,7 @@ class DemoWorld:
         offset = np.clip(rng.normal(0, 0.25, (len(ward_idx), 2)), -0.5, 0.5) * size_km[:, None]
         lat = self.wards["lat"].to_numpy()[ward_idx] + offset[:, 0] / 111.0
         lon = self.wards["lon"].to_numpy()[ward_idx] + offset[:, 1] / (111.0 * np.cos(np.radians(lat)))
-        return lat.round(6), lon.round(6)
+        return self.shapes.pull_inside(ward_idx, lat, lon)
 
     def choose_wards(self, rng: np.random.Generator, n: int, weight: str) -> np.ndarray:
         """Ward indices drawn in proportion to a weight column of ``wards``."""
@@ -302,6 +349,7 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
     by_population = np.argsort(-wards["population"].to_numpy(), kind="stable")
 
     old_index = {name: i for i, name in enumerate(legacy["old_name"])}
+    shapes = WardShapes.of(wards)
 
     def anchor(old_name: str, rank: int) -> int:
         """Position in ``legacy`` of the named pre-merger ward, or of a populous ward's first one."""
@@ -314,17 +362,22 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
         positions = [anchor(name, rank) for rank, name in enumerate(entries)]
         anchors = legacy.iloc[positions]
         jitter = rng.normal(0, spread_deg, (len(positions), 2))
+        lat, lon = shapes.pull_inside(
+            anchors["ward_idx"].to_numpy(),
+            anchors["lat"].to_numpy() + jitter[:, 0],
+            anchors["lon"].to_numpy() + jitter[:, 1],
+        )
         return pd.DataFrame(
             {
                 "ward_code": anchors["new_code"].to_numpy(),
                 "old_code": anchors["old_code"].to_numpy(),
-                "lat": (anchors["lat"].to_numpy() + jitter[:, 0]).round(6),
-                "lon": (anchors["lon"].to_numpy() + jitter[:, 1]).round(6),
+                "lat": lat,
+                "lon": lon,
             }
         )
 
     segments = _segments(rng, place, scale)
-    facilities = _facilities(rng, place, wards, legacy, old_start, by_population, scale)
+    facilities = _facilities(rng, place, wards, legacy, old_start, by_population, scale, shapes)
     air_stations = _air_stations(rng, place)
     gauges = _gauges(place)
 
@@ -351,6 +404,7 @@ def build_world(province_code: str = "46", seed: int = DEFAULT_SEED, scale: floa
         facilities=facilities,
         air_stations=air_stations,
         gauges=gauges,
+        shapes=shapes,
     )
 
 
@@ -394,6 +448,7 @@ def _facilities(
     old_start: np.ndarray,
     by_population: np.ndarray,
     scale: float,
+    shapes: WardShapes,
 ) -> pd.DataFrame:
     """The hospitals of the catalogue and a health station in each (most populous, below scale 1) ward."""
     hospitals = place([old for _, old, _, _ in names.HOSPITALS], 0.001)
@@ -408,12 +463,15 @@ def _facilities(
     keep = max(4, round(len(wards) * min(scale, 1.0)))
     chosen = np.sort(by_population[:keep])
     first_old = legacy.iloc[old_start[chosen]]
+    lat, lon = shapes.pull_inside(
+        chosen, wards["lat"].to_numpy()[chosen] + 0.002, wards["lon"].to_numpy()[chosen] + 0.002
+    )
     stations = pd.DataFrame(
         {
             "ward_code": wards["code"].to_numpy()[chosen],
             "old_code": first_old["old_code"].to_numpy(),
-            "lat": (wards["lat"].to_numpy()[chosen] + 0.002).round(6),
-            "lon": (wards["lon"].to_numpy()[chosen] + 0.002).round(6),
+            "lat": lat,
+            "lon": lon,
             "facility_id": [f"TYT{code}" for code in wards["code"].to_numpy()[chosen]],
             "name": [f"Trạm Y tế {name}" for name in wards["name"].to_numpy()[chosen]],
             "kind": "station",
@@ -921,15 +979,18 @@ def health_cases(
 
 ACCIDENT_HOURLY = (1, 0.8, 0.5, 0.4, 0.5, 1, 2, 4, 4, 2.5, 2, 2.5, 3, 2.5, 2, 2.5, 3.5, 4.5, 4, 3, 3, 2.5, 2, 1.5)
 BREAKDOWN_HOURLY = (0.5, 0.3, 0.3, 0.3, 0.5, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2.5, 2, 1.5, 1, 1, 0.5)
-INCIDENT_MINUTES = {"accident": 50, "breakdown": 40, "flooding": 600}
+INCIDENT_MINUTES = {"accident": 90, "breakdown": 60, "flooding": 600}
+"""Typical time from report to cleared (log-normal around it)."""
+ACCIDENTS_PER_DAY = 8.0
+BREAKDOWNS_PER_DAY = 20.0
 
 
 def incident_times(
     rng: np.random.Generator, seed: int, start: int, end: int, scale: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Report times in ``[start, end]`` and kinds; flooding follows the autumn floods."""
-    accidents = arrivals(rng, start, end, lambda d: np.full(len(d), 2.2 * scale), ACCIDENT_HOURLY)
-    breakdowns = arrivals(rng, start, end, lambda d: np.full(len(d), 1.2 * scale), BREAKDOWN_HOURLY)
+    accidents = arrivals(rng, start, end, lambda d: np.full(len(d), ACCIDENTS_PER_DAY * scale), ACCIDENT_HOURLY)
+    breakdowns = arrivals(rng, start, end, lambda d: np.full(len(d), BREAKDOWNS_PER_DAY * scale), BREAKDOWN_HOURLY)
     candidates = arrivals(rng, start, end, lambda d: np.full(len(d), 12.0 * scale), [1] * 24)
     chance = 0.9 * np.clip(flood_intensity(seed, candidates), 0, 1) + 0.004
     floods = candidates[rng.random(len(candidates)) < chance]
@@ -966,8 +1027,11 @@ def traffic_incidents(
     weights = (seg["capacity"] * seg["demand"]).to_numpy()
     which = rng.choice(len(seg), n, p=weights / weights.sum())
     codes = np.where(times < REFORM_S, seg["old_code"].to_numpy()[which], seg["ward_code"].to_numpy()[which])
-    lat = (seg["lat"].to_numpy()[which] + rng.normal(0, 0.002, n)).round(6)
-    lon = (seg["lon"].to_numpy()[which] + rng.normal(0, 0.002, n)).round(6)
+    lat, lon = world.shapes.pull_inside(
+        world.ward_index(seg["ward_code"].to_numpy()[which]),
+        seg["lat"].to_numpy()[which] + rng.normal(0, 0.002, n),
+        seg["lon"].to_numpy()[which] + rng.normal(0, 0.002, n),
+    )
     typical = np.array([INCIDENT_MINUTES[k] for k in kinds], dtype=float) * MINUTE
     cleared = times + (typical * rng.lognormal(0, 0.5, n)).astype(np.int64)
     done = cleared <= now
@@ -1020,6 +1084,12 @@ def entity_tables(world: DemoWorld) -> dict[Table, Columns]:
             gauges,
             ["gauge_id", "name", "river", "ward_code", "lat", "lon", "alert_level_1", "alert_level_2", "alert_level_3"],
         ),
+        schema.dossier_procedures: {
+            "procedure_code": [p[0] for p in names.PROCEDURES],
+            "procedure_name": [p[1] for p in names.PROCEDURES],
+            "field": [names.PROCEDURE_FIELDS.get(p[0]) or names.PROCEDURE_FIELDS[p[0][:2]] for p in names.PROCEDURES],
+            "days_allowed": [p[2] for p in names.PROCEDURES],
+        },
     }
 
 

@@ -231,6 +231,10 @@ PROCEDURES: tuple[tuple[str, str, int, float], ...] = (
     ("XH-01", "Trợ cấp xã hội hằng tháng cho người cao tuổi", 10, 0.06),
 )
 
+PROCEDURE_FIELDS = {"HT": "Hộ tịch", "CT": "Chứng thực", "KD": "Kinh doanh", "XD": "Xây dựng", "DD": "Đất đai"}
+PROCEDURE_FIELDS |= {"XH": "Bảo trợ xã hội", "CT-03": "Cư trú"}
+"""Field (lĩnh vực) of each procedure, by code or code prefix."""
+
 # --- citizen feedback ----------------------------------------------------------------------------
 FEEDBACK_TITLES: dict[str, tuple[str, ...]] = {
     "environment": (

@@ -156,7 +156,7 @@ env_air_readings = Table(
     Column("station_id", String(16), nullable=False),
     _ward(),
     Column("observed_at", DateTime, nullable=False),
-    Column("pm25", Float),  # µg/m³, hourly mean; -999 is the station's "no value" sentinel
+    Column("pm25", Float),  # µg/m³, mean of the interval ending at observed_at; -999 = "no value"
     Column("pm10", Float),
     Column("no2", Float),
     Column("o3", Float),
@@ -198,6 +198,15 @@ env_river_levels = Table(
 )
 
 # --- public services -----------------------------------------------------------------------------
+dossier_procedures = Table(
+    "dossier_procedures",
+    metadata,
+    Column("procedure_code", String(16), primary_key=True),
+    Column("procedure_name", Text, nullable=False),
+    Column("field", String(32), nullable=False),  # hộ tịch, chứng thực, đất đai, ...
+    Column("days_allowed", Integer, nullable=False),  # statutory processing time
+)
+
 dossiers = Table(
     "dossiers",
     metadata,

@@ -8,7 +8,15 @@ visibly, and advances a few open feedback reports, dossiers and incidents. Every
 changes gets ``updated_at = now``, so a poller following ``updated_at`` sees all of it. Each table is
 written in its own short transaction.
 
-    python -m data_sources.demo.simulate --url sqlite:///var/warehouse.db --interval 3
+Excursions make thresholds cross on a schedule a demo (or a browser test) can rely on: in every
+period of ``excursion_every`` seconds (of the simulated clock), during its first half, one air station
+reports a smoke episode (its readings of the current hour become PM2.5 ``SMOKE_PM25`` µg/m³: VN_AQI
+"Xấu") and one river gauge a rise between its alert levels I and II (a reservoir release upstream;
+its readings of the current 15 minutes); in the second half every changed reading is restored, so the
+AQI and the gauge fall back. Stations and
+gauges take turns from period to period (``excursion_targets``). ``excursion_every=None`` turns it off.
+
+    python -m data_sources.demo.simulate --url sqlite:///var/warehouse.db --interval 3 --excursion-every 600
 """
 
 from __future__ import annotations
@@ -79,6 +87,23 @@ NEW_DOSSIERS_PER_STEP = (0.4, 0.4, 0.2)
 CASE_CHANCE_PER_STEP = 0.08
 INCIDENT_CHANCE_PER_STEP = 0.05
 CLEAR_CHANCE_PER_STEP = 0.25
+EXCURSION_EVERY_S = 600.0
+"""Default excursion period: a 5-minute smoke episode and gauge rise every 10 minutes."""
+SMOKE_PM25 = 230.0
+SMOKE_PM10_RATIO = 1.6
+RISE_BETWEEN_LEVELS = 0.5
+"""How far a rising gauge goes from its level I towards its level II."""
+
+
+def excursion_targets(now: datetime, period_s: float, station_ids: Sequence[str], gauge_ids: Sequence[str]):
+    """(station id, gauge id) in excursion at ``now`` (each None outside the first half of a period)."""
+    seconds = to_seconds(now)
+    period = int(seconds // period_s)
+    if seconds - period * period_s >= period_s / 2:
+        return None, None
+    station = station_ids[period % len(station_ids)] if station_ids else None
+    gauge = gauge_ids[period % len(gauge_ids)] if gauge_ids else None
+    return station, gauge
 
 
 class Simulator:
@@ -88,8 +113,19 @@ class Simulator:
     ``scale`` sets the realistic arrival rates used to fill the time between steps.
     """
 
-    def __init__(self, url: str, *, seed: int = DEFAULT_SEED, province_code: str = "46", scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        seed: int = DEFAULT_SEED,
+        province_code: str = "46",
+        scale: float = 1.0,
+        excursion_every: float | None = EXCURSION_EVERY_S,
+    ) -> None:
         self.engine = create_warehouse_engine(url)
+        self.excursion_every = excursion_every
+        self._altered: dict[tuple[str, int], dict] = {}
+        """Readings an excursion changed, by (table, id), with their original values."""
         self.seed = seed
         self.scale = scale
         self.rng = stream(seed, "simulator")
@@ -140,8 +176,67 @@ class Simulator:
         since = self._last if self._last is not None else min(max(latest), now_s)
         self._add_events(since, now_s, counts)
         self._advance(now_s, counts)
+        if self.excursion_every:
+            self._excursions(now, counts)
         self._last = max(since, now_s)
         return counts
+
+    # --- excursions ------------------------------------------------------------------------------
+    def _excursions(self, now: datetime, counts: dict[str, int]) -> None:
+        """Raise this period's station and gauge readings; restore those of finished excursions."""
+        station, gauge = excursion_targets(
+            now,
+            self.excursion_every,
+            self.world.air_stations["station_id"].tolist(),
+            self.world.gauges["gauge_id"].tolist(),
+        )
+        stamp = from_seconds(to_seconds(now))
+        changed = 0
+        with self.engine.begin() as conn:
+            keep: set[tuple[str, int]] = set()
+            for table, key, entity, values, bucket_s in (
+                (schema.env_air_readings, "station_id", station, self._smoke, HOUR),
+                (schema.env_river_levels, "gauge_id", gauge, self._rise, RIVER_CADENCE.fine_s),
+            ):
+                if entity is None:
+                    continue
+                now_s = to_seconds(now)
+                current = table.c.observed_at >= from_seconds(now_s - now_s % bucket_s)
+                rows = (
+                    conn.execute(
+                        select(*table.c).where(table.c[key] == entity, current, table.c.observed_at <= stamp)
+                    ).all()
+                    or conn.execute(
+                        select(*table.c)
+                        .where(table.c[key] == entity, table.c.observed_at <= stamp)
+                        .order_by(table.c.observed_at.desc())
+                        .limit(1)
+                    ).all()
+                )
+                for row in rows:
+                    altered = (table.name, row.id)
+                    keep.add(altered)
+                    if altered in self._altered:
+                        continue
+                    new = values(entity)
+                    self._altered[altered] = {column: getattr(row, column) for column in new}
+                    conn.execute(update(table).where(table.c.id == row.id).values(**new, updated_at=stamp))
+                    changed += 1
+            for altered in [a for a in self._altered if a not in keep]:
+                table = schema.metadata.tables[altered[0]]
+                original = self._altered.pop(altered)
+                conn.execute(update(table).where(table.c.id == altered[1]).values(**original, updated_at=stamp))
+                changed += 1
+        if changed:
+            counts["excursion_updates"] = changed
+
+    def _smoke(self, _station: str) -> dict:
+        return {"pm25": SMOKE_PM25, "pm10": round(SMOKE_PM25 * SMOKE_PM10_RATIO, 1)}
+
+    def _rise(self, gauge_id: str) -> dict:
+        gauge = self.world.gauges.set_index("gauge_id").loc[gauge_id]
+        level = gauge.alert_level_1 + RISE_BETWEEN_LEVELS * (gauge.alert_level_2 - gauge.alert_level_1)
+        return {"water_level_m": round(float(level), 2)}
 
     # --- new records -----------------------------------------------------------------------------
     def _burst(self, since: int, now: int, count: int) -> np.ndarray:
@@ -319,9 +414,10 @@ def run(
     scale: float = 1.0,
     steps: int | None = None,
     clock: Clock = system_clock,
+    excursion_every: float | None = EXCURSION_EVERY_S,
 ) -> None:
     """Step the simulator every ``interval_seconds`` (forever, or ``steps`` times)."""
-    simulator = Simulator(url, seed=seed, province_code=province_code, scale=scale)
+    simulator = Simulator(url, seed=seed, province_code=province_code, scale=scale, excursion_every=excursion_every)
     done = 0
     try:
         while steps is None or done < steps:
@@ -344,10 +440,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--province", default="46")
     parser.add_argument("--scale", type=float, default=1.0, help="event rates between steps")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument(
+        "--excursion-every",
+        type=float,
+        default=EXCURSION_EVERY_S,
+        help="seconds between smoke episodes and gauge rises that cross thresholds (0: none)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        run(args.url, args.interval, args.seed, province_code=args.province, scale=args.scale, steps=args.steps)
+        run(
+            args.url,
+            args.interval,
+            args.seed,
+            province_code=args.province,
+            scale=args.scale,
+            steps=args.steps,
+            excursion_every=args.excursion_every or None,
+        )
     except KeyboardInterrupt:
         log.info("stopped")
 
