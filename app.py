@@ -53,10 +53,19 @@ def create_app(
     settings: Settings | None = None, *, store: SnapshotStore | None = None, clock: Clock = system_clock
 ) -> Dash:
     """Build the Dash app on its own Flask server with the login guard installed."""
+    from flask_wtf.csrf import generate_csrf
+
     from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
     from dashboards.registry import register_callbacks
-    from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language
+    from dashboards.security import (
+        LANGUAGE_COOKIE,
+        current_account,
+        install_callback_checks,
+        install_security,
+        request_language,
+    )
+    from data_sources.throttle import ThrottlePolicy
     from layouts.i18n import LANGUAGES, t
     from layouts.shell import shell
 
@@ -86,7 +95,16 @@ def create_app(
     )
     server = Flask(__name__)
     server.secret_key = settings.secret_key
-    install_security(server, app_db, idle_minutes=settings.session_idle_minutes, secure_cookies=settings.secure_cookies)
+    install_security(
+        server,
+        app_db,
+        idle_minutes=settings.session_idle_minutes,
+        secure_cookies=settings.secure_cookies,
+        policy=ThrottlePolicy(
+            settings.login_max_failures, settings.login_delay_seconds, settings.login_max_delay_seconds
+        ),
+        trusted_proxy_count=settings.trusted_proxy_count,
+    )
 
     @server.route("/lang/<code>")
     def switch_language(code: str) -> Response:
@@ -114,10 +132,11 @@ def create_app(
         label = account.display_name if account else ""
         if account is None:  # Dash validates the layout once outside any session
             return html.Div(t("login.required", lang))
-        return shell(lang, label, settings.refresh_seconds)
+        return shell(lang, label, settings.refresh_seconds, generate_csrf())
 
     app.layout = serve_layout
     register_callbacks(app)
+    install_callback_checks(app)
     return app
 
 

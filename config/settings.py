@@ -40,6 +40,10 @@ class Settings:
     refresh_seconds: int
     map_tile_url: str | None
     secure_cookies: bool
+    login_max_failures: int = 5
+    login_delay_seconds: int = 30
+    login_max_delay_seconds: int = 3600
+    trusted_proxy_count: int = 0
 
 
 def _resolve_sqlite(url: str) -> str:
@@ -178,4 +182,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
         refresh_seconds=values.integer("refresh_seconds", 5),
         map_tile_url=values.text("map_tile_url", required=False),
         secure_cookies=values.boolean("secure_cookies", False),
+        login_max_failures=values.integer("login_max_failures", 5),
+        login_delay_seconds=values.integer("login_delay_seconds", 30),
+        login_max_delay_seconds=values.integer("login_max_delay_seconds", 3600),
+        trusted_proxy_count=values.integer("trusted_proxy_count", 0, minimum=0),
     )

@@ -15,6 +15,7 @@ FRESHNESS_STORE = "freshness-store"
 FRESHNESS_BADGE = "freshness-badge"
 UNAVAILABLE = "data-unavailable"
 USER_NAME = "user-name"
+LOGOUT = "logout-button"
 
 # sector page controls
 WINDOW = "window-select"
