@@ -3,4 +3,5 @@
 One line per feature module; the order does not matter.
 """
 
+import dashboards.admin  # noqa: F401
 from dashboards import pages  # noqa: F401

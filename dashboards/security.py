@@ -253,7 +253,8 @@ def install_security(
     csrf = CSRFProtect(server)
 
     def https() -> bool:
-        return secure_cookies or request.is_secure
+        """Cookies get the Secure flag when configured, and whenever the request came over HTTPS."""
+        return bool(server.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
     @manager.user_loader
     def load_user(token: str) -> SessionUser | None:
@@ -330,6 +331,7 @@ def install_security(
         if error.code is None or error.code < 400:
             return error
         level = logging.WARNING if error.code in (401, 403, 413) else logging.INFO
+        custom = error.description if error.description != type(error).description else error.name
         log.log(
             level,
             "refused %d on %s %s for %s from %s: %s",
@@ -338,7 +340,7 @@ def install_security(
             _callback_name() if error.code != 413 else request.path,
             _who(),
             client_address(),
-            error.description,
+            custom,
         )
         messages = {401: "login required", 403: "forbidden", 404: "not found", 413: "request body too large"}
         return _refusal(error.code, messages.get(error.code, f"{error.code} {error.name}".lower()))
@@ -443,6 +445,13 @@ def install_security(
             audit(app_db, "logout", username=account.username, address=client_address())
         end_current_session("logout")
         return redirect("/login")
+
+    @server.route("/logout", methods=["GET"], endpoint="logout_by_get")
+    def logout_by_get() -> Response:
+        # without this, Dash's catch-all page route would answer; a GET must never sign anyone out
+        response = _refusal(405, "logout needs a POST with the CSRF token (the logout button)")
+        response.headers["Allow"] = "POST"
+        return response
 
     @server.route("/healthz")
     def healthz() -> Response:
