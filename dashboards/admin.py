@@ -337,10 +337,6 @@ def _record(action: str, detail: str) -> None:
     audit(get_context().app_db, action, username=admin.username, detail=detail, address=client_address())
 
 
-def _other_active_admins(accounts: list[Account], username: str) -> int:
-    return sum(1 for a in accounts if a.role == ADMIN and not a.disabled and a.username != username)
-
-
 @callback(
     Output(ids.ADMIN_USERS_TABLE, "children"),
     Output(ids.ADMIN_EDIT_USER, "options"),
@@ -466,11 +462,8 @@ def change_account(_save, _reset, _unlock, _disable, _enable, username, name, ro
         if trigger == ids.ADMIN_EDIT_SAVE:
             if not role:
                 return message(t("admin.error.role_required", lang), False), no_update, ""
-            losing_admin = target.role == ADMIN and role != ADMIN
-            if losing_admin and target.username == admin.username:
+            if target.username == admin.username and role != ADMIN:
                 return message(t("admin.error.self_demote", lang), False), no_update, ""
-            if losing_admin and not target.disabled and not _other_active_admins(accounts, username):
-                return message(t("admin.error.last_admin", lang), False), no_update, ""
             account, changes = update_user(
                 context.app_db,
                 username,
@@ -494,10 +487,8 @@ def change_account(_save, _reset, _unlock, _disable, _enable, username, name, ro
             _record("user_unlocked", f"{username} ({cleared} address(es))")
             text = t("admin.done.unlocked", lang, username=username, n=cleared)
         elif trigger == ids.ADMIN_EDIT_DISABLE:
-            if target.username == admin.username:
+            if target.username == admin.username:  # so the page can never lock out the last admin
                 return message(t("admin.error.self_disable", lang), False), no_update, ""
-            if target.role == ADMIN and not _other_active_admins(accounts, username):
-                return message(t("admin.error.last_admin", lang), False), no_update, ""
             set_disabled(context.app_db, username, True)
             _record("user_disabled", username)
             text = t("admin.done.disabled", lang, username=username)
