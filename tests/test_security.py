@@ -542,3 +542,126 @@ class TestAdminRole:
 
         assert has_permission(ADMIN, MANAGE_USERS)
         assert not any(has_permission(role, MANAGE_USERS) for role in ("leader", "department_head", "operator"))
+
+
+def admin_callback(app, prefix: str):
+    """The admin callback whose output key starts with ``prefix``."""
+    return next(cb for cb in server_callbacks(app) if cb.key.startswith(prefix))
+
+
+def shown_message(response, output: str) -> str:
+    """Text of an admin form's outcome line."""
+    return response.json["response"][output]["children"]["props"]["children"]
+
+
+class TestAdminPages:
+    def create(self, client, app, **fields):
+        values = {f"admin-create-{k}.value": v for k, v in fields.items()} | {"admin-create-submit.n_clicks": 1}
+        return forge(client, admin_callback(app, "..admin-create-message"), values, ["admin-create-submit.n_clicks"])
+
+    def test_an_admin_creates_a_user_who_can_then_sign_in_and_the_change_is_audited(self, secure_web):
+        admin = sign_in(secure_web.app, "admin", PASSWORD)
+        refused = self.create(admin, secure_web.app, username="moi", role="department_head", password="short")
+        assert shown_message(refused, "admin-create-message") == "Trưởng phòng cần được giao ít nhất một lĩnh vực"
+        refused = self.create(
+            admin, secure_web.app, username="moi", role="department_head", sectors=["health"], password="short"
+        )
+        assert shown_message(refused, "admin-create-message") == "Mật khẩu cần ít nhất 10 ký tự"
+        assert refused.json["response"]["admin-create-password"]["value"] == "", "the password field is cleared"
+        assert (
+            self.create(admin, secure_web.app, username="moi", password=PASSWORD).json["response"][
+                "admin-create-message"
+            ]["children"]["props"]["children"]
+            == "Vui lòng chọn vai trò"
+        )
+        done = self.create(
+            admin,
+            secure_web.app,
+            username="moi",
+            name="Trưởng phòng Y tế",
+            role="department_head",
+            sectors=["health"],
+            wards=[OWN_WARD],
+            password=PASSWORD,
+        )
+        assert shown_message(done, "admin-create-message") == "Đã tạo tài khoản moi"
+        taken = self.create(admin, secure_web.app, username="moi", role="leader", password=PASSWORD)
+        assert shown_message(taken, "admin-create-message") == "Tên đăng nhập moi đã tồn tại"
+        assert sign_in(secure_web.app, "moi", PASSWORD)
+        created = audit_entries(secure_web.app_db, username="admin", action="user_created", limit=1)[0]
+        assert created.detail == f"moi role=department_head sectors=health wards={OWN_WARD}"
+
+    def test_an_admin_changes_scope_resets_a_password_and_disables_but_not_themselves(self, secure_web):
+        create_user(secure_web.app_db, "chuyen", PASSWORD, "department_head", sectors=("traffic",))
+        admin = sign_in(secure_web.app, "admin", PASSWORD)
+        change = admin_callback(secure_web.app, "..admin-edit-message")
+
+        def press(button: str, **fields):
+            values = {f"admin-edit-{k}.value": v for k, v in fields.items()} | {f"admin-edit-{button}.n_clicks": 1}
+            response = forge(admin, change, values, [f"admin-edit-{button}.n_clicks"])
+            assert response.status_code == 200
+            return shown_message(response, "admin-edit-message")
+
+        assert press("save", user="chuyen", role="department_head", sectors=["traffic", "feedback"], wards=[]) == (
+            "Đã lưu thay đổi của chuyen"
+        )
+        head = sign_in(secure_web.app, "chuyen", PASSWORD)
+        records = next(cb for cb in server_callbacks(secure_web.app) if "records-table.data" in cb.key)
+        assert forge(head, records, {"url.pathname": "/feedback", "url.search": "?ward=19753"}).status_code == 200
+        assert press("save", user="chuyen", role="department_head", sectors=["traffic"], wards=[]).startswith("Đã lưu")
+        refused = forge(head, records, {"url.pathname": "/feedback", "url.search": "?ward=19753"})
+        assert refused.status_code == 403, "a narrowed scope applies to the open session at once"
+        assert press("reset", user="chuyen", password="short") == "Mật khẩu cần ít nhất 10 ký tự"
+        assert press("reset", user="chuyen", password="a fresh long password").startswith("Đã đặt lại mật khẩu")
+        assert forge(head, records, {"url.pathname": "/traffic"}).status_code == 401, "reset ends the sessions"
+        assert press("disable", user="admin") == "Không thể tự khóa tài khoản của chính mình"
+        assert press("save", user="admin", role="operator") == "Không thể tự bỏ quyền quản trị của chính mình"
+        assert press("disable", user="chuyen") == "Đã khóa tài khoản chuyen; mọi phiên của tài khoản đã kết thúc"
+        assert attempt_login(secure_web.app.server.test_client(), "chuyen", "a fresh long password").status_code == 403
+        assert press("enable", user="chuyen") == "Đã mở khóa tài khoản chuyen"
+        assert press("save", user="nobody_at_all", role="leader") == "Không có tài khoản nobody_at_all"
+        details = [e.detail for e in audit_entries(secure_web.app_db, username="admin", contains="chuyen", limit=10)]
+        assert details[::-1] == [
+            "chuyen: sectors traffic->traffic,feedback",
+            "chuyen: sectors traffic,feedback->traffic",
+            "chuyen",
+            "chuyen",
+            "chuyen",
+        ]
+        actions = [e.action for e in audit_entries(secure_web.app_db, username="admin", contains="chuyen", limit=10)]
+        assert actions[::-1] == ["user_updated", "user_updated", "password_reset", "user_disabled", "user_enabled"]
+
+    def test_the_users_table_shows_role_scope_status_and_sessions(self, secure_web):
+        admin = sign_in(secure_web.app, "admin", PASSWORD)
+        listing = forge(admin, admin_callback(secure_web.app, "..admin-users-table"))
+        rows = listing.json["response"]["admin-users-table"]["children"]["props"]["children"][1]["props"]["children"]
+        by_name = {
+            row["props"]["data-username"]: [c["props"]["children"] for c in row["props"]["children"]] for row in rows
+        }
+        assert by_name["ward_head"][2:5] == ["Trưởng phòng", "Phản ánh hiện trường · Phường Phú Xuân", "Đang hoạt động"]
+        assert by_name["leader"][3] == "Tất cả lĩnh vực"
+        assert int(by_name["admin"][5]) >= 1, "the admin's own session is open"
+
+    def test_the_audit_viewer_filters_and_pages(self, secure_web):
+        from data_sources.users import audit
+
+        for index in range(60):
+            audit(secure_web.app_db, "threshold_changed", username="operator", detail=f"traffic speed #{index}")
+        admin = sign_in(secure_web.app, "admin", PASSWORD)
+        viewer = admin_callback(secure_web.app, "..audit-table")
+        values = {"audit-who.value": "operator", "audit-action.value": "threshold_changed"}
+        first = forge(admin, viewer, values).json["response"]
+        rows = first["audit-table"]["data"]
+        assert len(rows) == 50 and rows[0]["detail"] == "traffic speed #59" and rows[0]["who"] == "operator"
+        assert rows[0]["action"] == "threshold_changed", "actions other features add show as recorded"
+        assert first["audit-page-label"]["children"] == "Trang 1"
+        values |= {"audit-cursor.data": first["audit-cursor"]["data"], "audit-next.n_clicks": 1}
+        second = forge(admin, viewer, values, ["audit-next.n_clicks"]).json["response"]
+        assert [r["detail"] for r in second["audit-table"]["data"]] == [f"traffic speed #{i}" for i in range(9, -1, -1)]
+        assert second["audit-page-label"]["children"] == "Trang 2"
+        logins = forge(admin, viewer, {"audit-action.value": "login"}).json["response"]["audit-table"]["data"]
+        assert logins[0]["action"] == "Đăng nhập" and logins[0]["who"] == "admin"
+        empty = forge(admin, viewer, {"audit-dates.start_date": "2020-01-01", "audit-dates.end_date": "2020-01-31"})
+        assert empty.json["response"]["audit-page-label"]["children"] == "Không có bản ghi nào khớp bộ lọc"
+        bad = forge(admin, viewer, {"audit-dates.start_date": "yesterday"})
+        assert bad.status_code == 400 and not leaks(bad)
