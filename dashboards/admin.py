@@ -41,6 +41,8 @@ from layouts.i18n import LOCAL_TZ, catalogue, format_date, format_datetime, t
 USERS_PATH = "/admin/users"
 AUDIT_PATH = "/admin/audit"
 AUDIT_PAGE_SIZE = 50
+FONT = 'Inter, "Segoe UI", Roboto, "Noto Sans", Arial, sans-serif'
+"""The app's font (assets/style.css); the table would otherwise fall back to a monospace font."""
 
 
 # --- pure builders --------------------------------------------------------------------------------
@@ -291,6 +293,8 @@ def render_audit(request: PageRequest) -> html.Div:
                 dcc.DatePickerRange(
                     id=ids.AUDIT_DATES,
                     display_format="DD/MM/YYYY" if lang != "en" else "YYYY-MM-DD",
+                    start_date_placeholder_text=t("admin.audit.from", lang),
+                    end_date_placeholder_text=t("admin.audit.to", lang),
                     first_day_of_week=1,
                     clearable=True,
                 ),
@@ -304,7 +308,7 @@ def render_audit(request: PageRequest) -> html.Div:
         data=[],
         page_action="none",
         style_table={"overflowX": "auto"},
-        style_cell={"fontFamily": "inherit", "fontSize": 13, "textAlign": "left", "whiteSpace": "normal"},
+        style_cell={"fontFamily": FONT, "fontSize": 13, "textAlign": "left", "whiteSpace": "normal"},
         style_header={"fontWeight": "600"},
     )
     pager = html.Div(

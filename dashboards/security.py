@@ -203,11 +203,24 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
+REFUSAL_MESSAGES = (400, 403, 404, 413, 500)
+"""Statuses whose Dash refusals carry a sentence for people (assets/refusal.js shows it; 401 goes to login)."""
+
+
 def _refusal(status: int, message: str) -> Response:
     """A short refusal: JSON for Dash's endpoints, plain text elsewhere; never a stack trace."""
     if request.path.startswith(DASH_ENDPOINT_PREFIXES):
-        return Response(json.dumps({"error": message}), status=status, mimetype="application/json")
+        body = {"error": message}
+        if status in REFUSAL_MESSAGES:
+            lang = request_language()
+            body |= {"message": t(f"refusal.{status}", lang), "home": t("refusal.home", lang)}
+        return Response(json.dumps(body), status=status, mimetype="application/json")
     return Response(message, status=status, mimetype="text/plain")
+
+
+def _local(moment: datetime) -> str:
+    """An instant as local wall time with its offset, for audit details (the viewer shows local time)."""
+    return moment.astimezone(LOCAL_TZ).isoformat(sep=" ", timespec="seconds")
 
 
 def _who() -> str:
@@ -407,7 +420,7 @@ def install_security(
         if until is not None:
             log.warning("throttled login attempt for %r from %s (blocked until %s)", username, address, until)
             audit(
-                app_db, "login_throttled", username=username, detail=f"blocked until {until:%H:%M:%S}Z", address=address
+                app_db, "login_throttled", username=username, detail=f"blocked until {_local(until)}", address=address
             )
             return throttled_page(username, until)
         account = verify_password(app_db, username, password)
@@ -422,7 +435,7 @@ def install_security(
                     app_db,
                     "login_blocked",
                     username=username,
-                    detail=f"blocked until {until:%H:%M:%S}Z",
+                    detail=f"blocked until {_local(until)}",
                     address=address,
                 )
                 return throttled_page(username, until)

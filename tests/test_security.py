@@ -160,6 +160,11 @@ class TestForgedCallbacks:
             response = forge(head, cb, values)
             assert response.status_code == 403, cb.key
             assert not leaks(response), cb.key
+            assert response.json == {
+                "error": "forbidden",
+                "message": "Bạn không có quyền xem nội dung này.",
+                "home": "Về trang tổng quan",
+            }, "a sentence for the person, nothing of the data"
 
     def test_ward_restricted_head_forging_another_ward_gets_403_and_no_data(self, secure_web):
         head = sign_in(secure_web.app, "ward_head", PASSWORD)
@@ -507,7 +512,8 @@ class TestBadInput:
                 json={"output": "kpi-row.children", "padding": padding},
                 headers={"X-CSRFToken": client.csrf},
             )
-        assert response.status_code == 413 and response.json == {"error": "request body too large"}
+        assert response.status_code == 413 and response.json["error"] == "request body too large"
+        assert response.json["message"] == "Yêu cầu quá lớn nên đã bị từ chối."
         assert any("413" in r.getMessage() for r in caplog.records)
 
     def test_an_internal_error_answers_500_with_a_reference_and_no_trace(self, tmp_path, caplog):
