@@ -165,6 +165,12 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigError(
             where, "province_code", f"expected a two-digit province code like '46', got {province_code!r}"
         )
+    delay, max_delay = values.integer("login_delay_seconds", 30), values.integer("login_max_delay_seconds", 3600)
+    if max_delay < delay:
+        _, where = values.raw("login_max_delay_seconds")
+        raise ConfigError(
+            where, "login_max_delay_seconds", f"must be at least login_delay_seconds ({delay}), got {max_delay}"
+        )
     boundaries = values.text("boundaries_path", required=False)
     datasets_file = _resolve_path(values.text("datasets_file", default="config/datasets.toml"))
     return Settings(
@@ -183,7 +189,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
         map_tile_url=values.text("map_tile_url", required=False),
         secure_cookies=values.boolean("secure_cookies", False),
         login_max_failures=values.integer("login_max_failures", 5),
-        login_delay_seconds=values.integer("login_delay_seconds", 30),
-        login_max_delay_seconds=values.integer("login_max_delay_seconds", 3600),
+        login_delay_seconds=delay,
+        login_max_delay_seconds=max_delay,
         trusted_proxy_count=values.integer("trusted_proxy_count", 0, minimum=0),
     )

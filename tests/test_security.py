@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import re
 import secrets
@@ -671,3 +672,55 @@ class TestAdminPages:
         assert empty.json["response"]["audit-page-label"]["children"] == "Không có bản ghi nào khớp bộ lọc"
         bad = forge(admin, viewer, {"audit-dates.start_date": "yesterday"})
         assert bad.status_code == 400 and not leaks(bad)
+
+
+class TestScopedFigures:
+    def test_a_ward_restricted_heads_overview_tile_counts_only_their_wards(self, secure_web):
+        from sqlalchemy import func, select
+
+        from data_sources.demo.schema import OPEN_FEEDBACK_STATUSES, feedback_reports
+        from layouts.i18n import format_number
+
+        codes = get_context().old_codes_of(OWN_WARD)
+        warehouse = create_warehouse_engine(secure_web.settings.warehouse_url)
+        with warehouse.connect() as connection:
+            in_ward = connection.execute(
+                select(func.count()).where(
+                    feedback_reports.c.status.in_(OPEN_FEEDBACK_STATUSES), feedback_reports.c.ward_code.in_(codes)
+                )
+            ).scalar()
+            everywhere = connection.execute(
+                select(func.count()).where(feedback_reports.c.status.in_(OPEN_FEEDBACK_STATUSES))
+            ).scalar()
+        assert 0 < in_ward < everywhere
+        overview = next(cb for cb in server_callbacks(secure_web.app) if cb.key == "overview-tiles.children")
+
+        def feedback_tile(username: str) -> str:
+            tiles = forge(sign_in(secure_web.app, username, PASSWORD), overview).json["response"]["overview-tiles"]
+            (tile,) = [t for t in tiles["children"] if t["props"]["id"]["dataset"] == "feedback"]
+            return re.search(r'"children": "([^"]+)", "className": "kpi-value"', json.dumps(tile)).group(1)
+
+        assert feedback_tile("ward_head") == format_number(in_ward, "vi")
+        assert feedback_tile("leader") == format_number(everywhere, "vi")
+
+
+class TestPersonalData:
+    RECORDS_SEARCH = f"?window=30d&ward={OWN_WARD}"
+
+    def records(self, secure_web, username: str) -> list[dict]:
+        cb = next(cb for cb in server_callbacks(secure_web.app) if "records-table.data" in cb.key)
+        client = sign_in(secure_web.app, username, PASSWORD)
+        response = forge(client, cb, {"url.pathname": "/feedback", "url.search": self.RECORDS_SEARCH})
+        return response.json["response"]["records-table"]["data"]
+
+    def test_masked_by_default_and_unmasked_only_for_configured_roles_with_an_audit_row(self, secure_web, monkeypatch):
+        context = get_context()
+        assert all("•••" in (row["citizen_phone"] or "•••") for row in self.records(secure_web, "operator"))
+        assert "unmasked_view" not in audit_actions_of(secure_web.app_db, "operator")
+        monkeypatch.setattr(context, "settings", replace(context.settings, unmasked_roles=("operator",)))
+        shown = self.records(secure_web, "operator")
+        assert any(row["citizen_phone"] and "•••" not in row["citizen_phone"] for row in shown)
+        assert all("•••" in (row["citizen_phone"] or "•••") for row in self.records(secure_web, "leader"))
+        (entry,) = audit_entries(secure_web.app_db, username="operator", action="unmasked_view")
+        assert entry.detail == f"feedback ward={OWN_WARD} window=30d page=1 rows={len(shown)}"
+        assert "unmasked_view" not in audit_actions_of(secure_web.app_db, "leader")
