@@ -724,3 +724,14 @@ class TestPersonalData:
         (entry,) = audit_entries(secure_web.app_db, username="operator", action="unmasked_view")
         assert entry.detail == f"feedback ward={OWN_WARD} window=30d page=1 rows={len(shown)}"
         assert "unmasked_view" not in audit_actions_of(secure_web.app_db, "leader")
+
+
+def test_a_maximum_login_delay_below_the_first_delay_stops_start_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("IOC_SECRET_KEY", "s" * 40)
+    config = tmp_path / "ioc.toml"
+    config.write_text(
+        '[ioc]\nprovince_code = "46"\nwarehouse_url = "sqlite:///w.db"\napp_db_url = "sqlite:///a.db"\n'
+        'snapshot_url = "sqlite:///s.db"\nlogin_delay_seconds = 60\nlogin_max_delay_seconds = 10\n'
+    )
+    with pytest.raises(ConfigError, match="login_max_delay_seconds: must be at least login_delay_seconds"):
+        load_settings(config)
