@@ -186,28 +186,31 @@ def _field(label: str, control, hint: str = "") -> html.Label:
     return html.Label(parts, className="field")
 
 
+def _role_and_scope_fields(role_id: str, sectors_id: str, wards_id: str, lang: str) -> list[html.Label]:
+    """Role, sectors and wards inputs (the create and the edit form share them)."""
+    wards = ward_options(get_context(), lang)
+    return [
+        _field(t("admin.field.role", lang), dcc.Dropdown(id=role_id, options=role_options(lang))),
+        _field(
+            t("admin.field.sectors", lang),
+            dcc.Checklist(id=sectors_id, options=sector_options(lang), value=[], inline=True),
+            t("admin.hint.scope", lang),
+        ),
+        _field(
+            t("admin.field.wards", lang),
+            dcc.Dropdown(id=wards_id, options=wards, multi=True, placeholder=t("admin.field.wards_all", lang)),
+        ),
+    ]
+
+
 def render_users(request: PageRequest) -> html.Div:
     """The user administration page."""
     lang = request.lang
-    context = get_context()
-    wards = ward_options(context, lang)
-    scope_hint = t("admin.hint.scope", lang)
     create = html.Div(
         [
             _field(t("admin.field.username", lang), dcc.Input(id=ids.ADMIN_CREATE_USERNAME, type="text", maxLength=64)),
             _field(t("admin.field.name", lang), dcc.Input(id=ids.ADMIN_CREATE_NAME, type="text", maxLength=120)),
-            _field(t("admin.field.role", lang), dcc.Dropdown(id=ids.ADMIN_CREATE_ROLE, options=role_options(lang))),
-            _field(
-                t("admin.field.sectors", lang),
-                dcc.Checklist(id=ids.ADMIN_CREATE_SECTORS, options=sector_options(lang), value=[], inline=True),
-                scope_hint,
-            ),
-            _field(
-                t("admin.field.wards", lang),
-                dcc.Dropdown(
-                    id=ids.ADMIN_CREATE_WARDS, options=wards, multi=True, placeholder=t("admin.field.wards_all", lang)
-                ),
-            ),
+            *_role_and_scope_fields(ids.ADMIN_CREATE_ROLE, ids.ADMIN_CREATE_SECTORS, ids.ADMIN_CREATE_WARDS, lang),
             _field(
                 t("admin.field.password", lang),
                 dcc.Input(id=ids.ADMIN_CREATE_PASSWORD, type="password", maxLength=256, autoComplete="new-password"),
@@ -224,18 +227,7 @@ def render_users(request: PageRequest) -> html.Div:
             _field(t("admin.field.account", lang), dcc.Dropdown(id=ids.ADMIN_EDIT_USER, options=[])),
             html.Div(id=ids.ADMIN_EDIT_STATUS, className="edit-status"),
             _field(t("admin.field.name", lang), dcc.Input(id=ids.ADMIN_EDIT_NAME, type="text", maxLength=120)),
-            _field(t("admin.field.role", lang), dcc.Dropdown(id=ids.ADMIN_EDIT_ROLE, options=role_options(lang))),
-            _field(
-                t("admin.field.sectors", lang),
-                dcc.Checklist(id=ids.ADMIN_EDIT_SECTORS, options=sector_options(lang), value=[], inline=True),
-                scope_hint,
-            ),
-            _field(
-                t("admin.field.wards", lang),
-                dcc.Dropdown(
-                    id=ids.ADMIN_EDIT_WARDS, options=wards, multi=True, placeholder=t("admin.field.wards_all", lang)
-                ),
-            ),
+            *_role_and_scope_fields(ids.ADMIN_EDIT_ROLE, ids.ADMIN_EDIT_SECTORS, ids.ADMIN_EDIT_WARDS, lang),
             html.Button(t("admin.edit.save", lang), id=ids.ADMIN_EDIT_SAVE, n_clicks=0, className="primary"),
             _field(
                 t("admin.field.new_password", lang),

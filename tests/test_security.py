@@ -75,6 +75,16 @@ def audit_actions_of(app_db, username: str) -> list[str]:
     return [e.action for e in reversed(audit_entries(app_db, username=username, limit=500))]
 
 
+def write_config(folder: Path, extra: str = "") -> Path:
+    """A minimal ioc.toml (no secret) with ``extra`` lines appended."""
+    config = folder / "ioc.toml"
+    config.write_text(
+        '[ioc]\nprovince_code = "46"\nwarehouse_url = "sqlite:///w.db"\napp_db_url = "sqlite:///a.db"\n'
+        f'snapshot_url = "sqlite:///s.db"\n{extra}'
+    )
+    return config
+
+
 def bare_server(folder: Path, **options) -> tuple[Flask, object]:
     """A plain Flask server with only the security layer installed (routes can still be added)."""
     server = Flask(f"bare_{secrets.token_hex(3)}")
@@ -350,11 +360,7 @@ class TestSecretKey:
 
     def test_start_up_stops_without_a_secret_naming_the_key(self, tmp_path, monkeypatch):
         monkeypatch.delenv("IOC_SECRET_KEY", raising=False)
-        config = tmp_path / "ioc.toml"
-        config.write_text(
-            '[ioc]\nprovince_code = "46"\nwarehouse_url = "sqlite:///w.db"\napp_db_url = "sqlite:///a.db"\n'
-            'snapshot_url = "sqlite:///s.db"\n'
-        )
+        config = write_config(tmp_path)
         with pytest.raises(ConfigError, match="secret_key_file: is required"):
             load_settings(config)
         (tmp_path / "key").write_text("short")
@@ -728,10 +734,6 @@ class TestPersonalData:
 
 def test_a_maximum_login_delay_below_the_first_delay_stops_start_up(tmp_path, monkeypatch):
     monkeypatch.setenv("IOC_SECRET_KEY", "s" * 40)
-    config = tmp_path / "ioc.toml"
-    config.write_text(
-        '[ioc]\nprovince_code = "46"\nwarehouse_url = "sqlite:///w.db"\napp_db_url = "sqlite:///a.db"\n'
-        'snapshot_url = "sqlite:///s.db"\nlogin_delay_seconds = 60\nlogin_max_delay_seconds = 10\n'
-    )
+    config = write_config(tmp_path, "login_delay_seconds = 60\nlogin_max_delay_seconds = 10\n")
     with pytest.raises(ConfigError, match="login_max_delay_seconds: must be at least login_delay_seconds"):
         load_settings(config)
