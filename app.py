@@ -30,10 +30,10 @@ from config.errors import ConfigError
 from config.roles import ROLES
 from config.settings import PROJECT_DIR, Settings, load_settings
 from data_sources.admin_units import crosswalk as unit_crosswalk
-from data_sources.admin_units import current_units
+from data_sources.admin_units import current_units, legacy_units, pre_reform_crosswalk, validate_split_overrides
 from data_sources.clock import Clock, system_clock
-from data_sources.geo import prepare_ward_layer
-from data_sources.population import load_population
+from data_sources.geo import WardLayer, prepare_ward_layer
+from data_sources.population import load_population, load_population_sources
 from data_sources.snapshots import SnapshotStore, open_snapshot_store
 from data_sources.users import UserError, create_schema, create_user, get_user_by_name, list_users, set_language
 from data_sources.warehouse import create_warehouse_engine
@@ -62,13 +62,14 @@ def create_app(
     from dashboards.registry import register_callbacks
     from dashboards.security import (
         LANGUAGE_COOKIE,
+        PSEUDO_LANGUAGE_FLAG,
         current_account,
         install_callback_checks,
         install_security,
         request_language,
     )
     from data_sources.throttle import ThrottlePolicy
-    from layouts.i18n import LANGUAGES, t
+    from layouts.i18n import LANGUAGES, PSEUDO, t
     from layouts.shell import shell
 
     settings = settings or load_settings()
@@ -78,8 +79,9 @@ def create_app(
     app_db = create_warehouse_engine(settings.app_db_url)
     create_schema(app_db)
     units = current_units(settings.province_code)
-    crosswalk = unit_crosswalk(settings.province_code)
-    layer = prepare_ward_layer(units, settings.boundaries_path)
+    rule = _split_rule(settings)
+    crosswalk = unit_crosswalk(settings.province_code, **rule)
+    layer = _ward_layer(settings, units)
     set_context(
         AppContext(
             settings=settings,
@@ -93,6 +95,11 @@ def create_app(
             wards_approximate=layer.approximate,
             population=load_population(warehouse, settings.population_table, crosswalk),
             clock=clock,
+            legacy=legacy_units(settings.province_code, **rule),
+            pre_reform_crosswalk=pre_reform_crosswalk(settings.province_code, **rule),
+            boundary_report=layer.report,
+            population_sources=load_population_sources(warehouse, settings.population_table),
+            split_rule=settings.split_rule,
         )
     )
     server = Flask(__name__)
@@ -108,9 +115,11 @@ def create_app(
         trusted_proxy_count=settings.trusted_proxy_count,
     )
 
+    server.config[PSEUDO_LANGUAGE_FLAG] = settings.pseudo_language
+
     @server.route("/lang/<code>")
     def switch_language(code: str) -> Response:
-        if code not in LANGUAGES:
+        if code not in LANGUAGES and not (code == PSEUDO and settings.pseudo_language):
             return Response("unknown language", status=404, mimetype="text/plain")
         account = current_account()
         if account is not None:
@@ -137,9 +146,49 @@ def create_app(
         return shell(lang, label, settings.refresh_seconds, generate_csrf())
 
     app.layout = serve_layout
+    plain_index = app.interpolate_index
+
+    def localised_index(**parts: str) -> str:
+        """The page shell in the reader's language: ``<html lang>`` (screen readers, hyphenation) and title."""
+        lang = request_language()
+        page = plain_index(**{**parts, "title": t("app.title", lang)})
+        return page.replace("<html>", f'<html lang="{lang}">', 1)
+
+    app.interpolate_index = localised_index
     register_callbacks(app)
     install_callback_checks(app)
     return app
+
+
+def _split_rule(settings: Settings) -> dict:
+    """The split-ward attribution rule, its overrides checked against the registry (bad ones stop start-up)."""
+    overrides = settings.split_override_map
+    problems = validate_split_overrides(settings.province_code, overrides)
+    if problems:
+        raise ConfigError(settings.source, "split_overrides", "; ".join(problems))
+    return {"split_rule": settings.split_rule, "overrides": overrides}
+
+
+def _ward_layer(settings: Settings, units) -> WardLayer:
+    """The map's ward layer; a boundary path that cannot be read stops start-up naming the key."""
+    try:
+        layer = prepare_ward_layer(
+            units,
+            settings.boundaries_path,
+            tolerance_m=settings.boundaries_tolerance_m,
+            code_field=settings.boundaries_code_field,
+            cache_dir=settings.boundaries_cache_dir,
+        )
+    except (OSError, ValueError) as error:
+        raise ConfigError(settings.source, "boundaries_path", str(error)) from None
+    log.info(
+        "ward layer: %s, %d wards, %d bytes%s",
+        "approximate" if layer.approximate else settings.boundaries_path,
+        len(layer.codes),
+        layer.size_bytes,
+        " (from cache)" if layer.cached else "",
+    )
+    return layer
 
 
 def _same_site_path(referrer: str | None, host: str) -> str:

@@ -44,6 +44,18 @@ class Settings:
     login_delay_seconds: int = 30
     login_max_delay_seconds: int = 3600
     trusted_proxy_count: int = 0
+    split_rule: str = "default"
+    split_overrides: tuple[tuple[str, str], ...] = ()
+    boundaries_code_field: str = "code"
+    boundaries_tolerance_m: int = 60
+    boundaries_cache_dir: Path | None = None
+    pseudo_language: bool = False
+    """Test-only: enables the pseudo-language ``xx`` (``/lang/xx``). Never set in production."""
+
+    @property
+    def split_override_map(self) -> dict[str, str]:
+        """``split_overrides`` as old code -> new code."""
+        return dict(self.split_overrides)
 
 
 def _resolve_sqlite(url: str) -> str:
@@ -132,6 +144,46 @@ class _Values:
         return tuple(value)
 
 
+SPLIT_RULES = ("default", "nearest")
+MAX_BOUNDARY_TOLERANCE_M = 150
+"""Simplified wards must stay within 150 m of their official outline."""
+
+
+def _unit_code(value: object) -> bool:
+    return isinstance(value, str) and value.isdigit() and len(value) == 5
+
+
+def _split_settings(values: _Values) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``split_rule`` (one of SPLIT_RULES) and ``split_overrides`` (old ward code -> new ward code).
+
+    In the file the overrides are a table (``[ioc.split_overrides]`` with ``"00007" = "00008"``); in
+    the environment ``IOC_SPLIT_OVERRIDES=00007=00008,00016=00004``. Whether each pair is a real split
+    of the province is checked at start-up against the unit registry.
+    """
+    rule = values.text("split_rule", default="default")
+    if rule not in SPLIT_RULES:
+        _, where = values.raw("split_rule")
+        raise ConfigError(where, "split_rule", f"expected one of {', '.join(SPLIT_RULES)}, got {rule!r}")
+    raw, where = values.raw("split_overrides")
+    if raw is None or raw == "":
+        return rule, ()
+    if isinstance(raw, str):
+        pairs = []
+        for part in (p.strip() for p in raw.split(",") if p.strip()):
+            old, sep, new = part.partition("=")
+            if not sep:
+                raise ConfigError(where, "split_overrides", f"expected old=new pairs like 00007=00008, got {part!r}")
+            pairs.append((old.strip(), new.strip()))
+    elif isinstance(raw, dict):
+        pairs = list(raw.items())
+    else:
+        raise ConfigError(where, "split_overrides", f"expected a table of old ward code = new ward code, got {raw!r}")
+    for old, new in pairs:
+        if not (_unit_code(old) and _unit_code(new)):
+            raise ConfigError(where, "split_overrides", f"ward codes have five digits, got {old!r} = {new!r}")
+    return rule, tuple(sorted(pairs))
+
+
 def _secret_key(values: _Values) -> str:
     """The session-signing secret: from IOC_SECRET_KEY, or read from the file ``secret_key_file`` names."""
     direct, _ = values.raw("secret_key")
@@ -172,6 +224,14 @@ def load_settings(path: Path | str | None = None) -> Settings:
             where, "login_max_delay_seconds", f"must be at least login_delay_seconds ({delay}), got {max_delay}"
         )
     boundaries = values.text("boundaries_path", required=False)
+    cache_dir = values.text("boundaries_cache_dir", default="var/cache/boundaries")
+    tolerance = values.integer("boundaries_tolerance_m", 60)
+    if tolerance > MAX_BOUNDARY_TOLERANCE_M:
+        _, where = values.raw("boundaries_tolerance_m")
+        raise ConfigError(
+            where, "boundaries_tolerance_m", f"must be at most {MAX_BOUNDARY_TOLERANCE_M} (m), got {tolerance}"
+        )
+    split_rule, split_overrides = _split_settings(values)
     datasets_file = _resolve_path(values.text("datasets_file", default="config/datasets.toml"))
     return Settings(
         source=str(path),
@@ -192,4 +252,10 @@ def load_settings(path: Path | str | None = None) -> Settings:
         login_delay_seconds=delay,
         login_max_delay_seconds=max_delay,
         trusted_proxy_count=values.integer("trusted_proxy_count", 0, minimum=0),
+        split_rule=split_rule,
+        split_overrides=split_overrides,
+        boundaries_code_field=values.text("boundaries_code_field", default="code"),
+        boundaries_tolerance_m=tolerance,
+        boundaries_cache_dir=_resolve_path(cache_dir) if cache_dir != "none" else None,
+        pseudo_language=values.boolean("pseudo_language", False),
     )

@@ -97,7 +97,8 @@ def account_status(account: Account, blocked: set[str]) -> str:
 def build_users_table(
     accounts: list[Account], blocked: set[str], sessions: dict[int, int], context: AppContext, lang: str
 ) -> html.Table:
-    """One row per account: name, display name, role, scope, status, open sessions."""
+    """One row per account: name, display name, role, scope, status, open sessions (data cells marked
+    ``data-value``: names as entered are not catalogue text)."""
     header = html.Tr(
         [html.Th(t(f"admin.col.{c}", lang)) for c in ("username", "name", "role", "scope", "status", "sessions")]
     )
@@ -107,12 +108,12 @@ def build_users_table(
         rows.append(
             html.Tr(
                 [
-                    html.Td(account.username, className="mono"),
-                    html.Td(account.display_name),
+                    html.Td(account.username, className="mono data-value"),
+                    html.Td(account.display_name, className="data-value"),
                     html.Td(t(f"admin.role.{account.role}", lang)),
                     html.Td(account_scope_text(account, context, lang)),
                     html.Td(t(f"admin.status.{status}", lang), className=f"status {status}"),
-                    html.Td(str(sessions.get(account.id, 0)), className="num"),
+                    html.Td(str(sessions.get(account.id, 0)), className="num data-value"),
                 ],
                 **{"data-username": account.username},
             )
@@ -128,10 +129,10 @@ def build_blocks(blocks: list[throttle.Block], lang: str) -> html.Div:
     rows = [
         html.Tr(
             [
-                html.Td(b.username, className="mono"),
-                html.Td(b.address, className="mono"),
-                html.Td(str(b.failures), className="num"),
-                html.Td(format_datetime(b.blocked_until, lang)),
+                html.Td(b.username, className="mono data-value"),
+                html.Td(b.address, className="mono data-value"),
+                html.Td(str(b.failures), className="num data-value"),
+                html.Td(format_datetime(b.blocked_until, lang), className="data-value"),
             ]
         )
         for b in blocks

@@ -37,6 +37,16 @@ class AppContext:
     wards_approximate: bool
     population: pd.Series
     clock: Clock
+    legacy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Pre-2025 wards with the current ward each maps onto (``admin_units.legacy_units`` under the split rule)."""
+    pre_reform_crosswalk: dict[str, str] = field(default_factory=dict)
+    """Codes read as the pre-2025 scheme -> current ward (rows dated before 1 July 2025)."""
+    boundary_report: dict[str, list[str]] = field(default_factory=dict)
+    """Boundary codes matched, missing and unknown (``geo.match_codes``), for Data health and the units page."""
+    population_sources: tuple[str, ...] = ()
+    """Where the population figures come from (the demo's say they are synthetic)."""
+    split_rule: str = "default"
+    """How the data of a split old ward is attributed (``admin_units.SPLIT_RULES``)."""
     reflected: dict[str, ReflectedDataset] = field(default_factory=dict)
     _cache: dict[str, Snapshot] = field(default_factory=dict)
     _mutex: threading.Lock = field(default_factory=threading.Lock)

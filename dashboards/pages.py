@@ -97,8 +97,8 @@ def sector_layout(page: SectorPage, state: ViewState, context: AppContext, accou
             kpi_row.layout(),
             html.Div(
                 [
-                    card(t("card.series", lang), series.layout()),
-                    card(ward_map.map_title_static(page, lang), ward_map.layout()),
+                    card(t("card.series", lang), series.layout(lang)),
+                    card(ward_map.map_title_static(page, lang), ward_map.layout(lang)),
                 ],
                 className="grid-2",
             ),

@@ -27,7 +27,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dash import Dash
-from flask import Flask, Response, abort, has_request_context, redirect, render_template_string, request, session
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    has_request_context,
+    redirect,
+    render_template_string,
+    request,
+    session,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
@@ -49,7 +59,7 @@ from data_sources.users import (
     verify_password,
 )
 from layouts import ids
-from layouts.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCAL_TZ, format_duration, t
+from layouts.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCAL_TZ, PSEUDO, format_duration, t
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,8 @@ LOGIN_NOTICE = "login_notice"
 """Session key telling the login page why the last session ended (expired, ended, invalid)."""
 BAD_SESSION_COOKIE = "ioc.bad_session_cookie"
 """WSGI environ flag: the request carried a session cookie whose signature did not verify."""
+PSEUDO_LANGUAGE_FLAG = "IOC_PSEUDO_LANGUAGE"
+"""Flask config flag (from the test-only ``pseudo_language`` setting) that lets ``xx`` be chosen."""
 
 
 class SessionUser(UserMixin):
@@ -151,12 +163,16 @@ def declared_permission(function: Callable) -> tuple[str, str | None] | None:
 
 
 def request_language() -> str:
-    """The interface language: the account's choice, else the cookie, else Vietnamese."""
+    """The interface language: the account's choice, else the cookie, else Vietnamese.
+
+    The pseudo-language ``xx`` counts only where the test-only ``pseudo_language`` setting enabled it.
+    """
+    allowed = (*LANGUAGES, PSEUDO) if current_app.config.get(PSEUDO_LANGUAGE_FLAG) else LANGUAGES
     account = current_account()
-    if account is not None and account.language in LANGUAGES:
+    if account is not None and account.language in allowed:
         return account.language
     cookie = request.cookies.get(LANGUAGE_COOKIE)
-    return cookie if cookie in LANGUAGES else DEFAULT_LANGUAGE
+    return cookie if cookie in allowed else DEFAULT_LANGUAGE
 
 
 def _is_refresh_tick() -> bool:

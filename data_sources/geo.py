@@ -13,8 +13,10 @@ MapLibre-based ``choropleth_map`` accepts either winding.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,20 +346,86 @@ class WardLayer:
     codes: tuple[str, ...]
     report: dict[str, list[str]]
     size_bytes: int
+    cached: bool = False
+    """True when the simplified boundaries came from the on-disk cache."""
 
 
-def prepare_ward_layer(units: pd.DataFrame, boundary_path: str | Path | None, *, tolerance_m: float = 60) -> WardLayer:
+CACHE_FORMAT = 1
+"""Bumped whenever the cached layer's content or the simplification changes, so old entries are ignored."""
+
+
+def boundary_fingerprint(path: str | Path, *, code_field: str, tolerance_m: float) -> str:
+    """Hash of the boundary input (every file of the folder or beside the file, names and bytes) and the
+    parameters that shape the simplified layer: the on-disk cache key."""
+    path = Path(path)
+    digest = hashlib.sha256(f"{CACHE_FORMAT}|{code_field}|{float(tolerance_m)!r}".encode())
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:  # a Shapefile's .dbf/.prj/.shx sit beside it
+        files = sorted(p for p in path.parent.iterdir() if p.is_file() and p.stem == path.stem)
+    for file in files:
+        digest.update(f"|{file.name}|{file.stat().st_size}|".encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _simplified_geojson(
+    path: Path, *, code_field: str, tolerance_m: float, cache_dir: Path | None
+) -> tuple[dict[str, Any], bool]:
+    """The simplified coverage of every shape in ``path`` as GeoJSON (id = code), and whether it came from
+    the cache. Simplification runs once per distinct input; the result is kept in ``cache_dir``."""
+    cache_file = None
+    if cache_dir is not None:
+        key = boundary_fingerprint(path, code_field=code_field, tolerance_m=tolerance_m)
+        cache_file = Path(cache_dir) / f"wards-{key[:32]}.geojson"
+        if cache_file.is_file():
+            try:
+                return json.loads(cache_file.read_text(encoding="utf-8")), True
+            except (OSError, ValueError) as error:
+                logger.warning("ignoring unreadable boundary cache %s: %s", cache_file, error)
+    loaded = load_boundaries(path, code_field=code_field)
+    geojson = json.loads(compact_json(ward_geojson(simplify_coverage(loaded, tolerance_m))))  # as cached: lists
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(compact_json(geojson), encoding="utf-8")
+            os.replace(partial, cache_file)
+        except OSError as error:
+            logger.warning("cannot write the boundary cache in %s: %s", cache_dir, error)
+    return geojson, False
+
+
+def prepare_ward_layer(
+    units: pd.DataFrame,
+    boundary_path: str | Path | None,
+    *,
+    tolerance_m: float = 60,
+    code_field: str = "code",
+    cache_dir: str | Path | None = None,
+) -> WardLayer:
     """Boundaries for the registry's units: loaded, matched and simplified, or approximated without a path.
 
     Only shapes whose code is a current unit are drawn; mismatches are in ``report`` and logged. Names
-    come from the registry so the map agrees with the rest of the dashboard.
+    come from the registry so the map agrees with the rest of the dashboard. With ``cache_dir`` the
+    simplified layer is kept on disk, keyed by a hash of the input files and the tolerance, so a restart
+    skips loading and simplifying.
     """
+    cached = False
     if boundary_path is None:
         wards = approximate_wards(units)
         report = match_codes(wards, units)
+        features = ward_geojson(wards)["features"]
     else:
-        loaded = load_boundaries(boundary_path)
-        report = match_codes(loaded, units)
+        geojson, cached = _simplified_geojson(
+            Path(boundary_path),
+            code_field=code_field,
+            tolerance_m=tolerance_m,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        )
+        report = match_codes(pd.DataFrame({"code": [f["id"] for f in geojson["features"]]}), units)
         if report["missing_in_boundaries"] or report["unknown_in_registry"]:
             logger.warning(
                 "boundaries %s: %d unit(s) without a shape %s, %d shape(s) not in the registry %s",
@@ -367,15 +435,17 @@ def prepare_ward_layer(units: pd.DataFrame, boundary_path: str | Path | None, *,
                 len(report["unknown_in_registry"]),
                 report["unknown_in_registry"][:10],
             )
-        wards = simplify_coverage(loaded, tolerance_m)
-        wards = wards[wards["code"].isin(report["matched"])]
+        matched = set(report["matched"])
+        features = [f for f in geojson["features"] if f["id"] in matched]
     names = dict(zip(units["code"].astype(str), units["name"], strict=True)) if "name" in units else {}
-    wards = wards.assign(name=[names.get(code, code) for code in wards["code"]])
-    geojson = ward_geojson(wards)
+    for feature in features:
+        feature["properties"] = {"code": feature["id"], "name": names.get(feature["id"], feature["id"])}
+    layer = {"type": "FeatureCollection", "features": features}
     return WardLayer(
-        geojson=geojson,
+        geojson=layer,
         approximate=boundary_path is None,
-        codes=tuple(wards["code"]),
+        codes=tuple(f["id"] for f in features),
         report=report,
-        size_bytes=len(compact_json(geojson)),
+        size_bytes=len(compact_json(layer)),
+        cached=cached,
     )

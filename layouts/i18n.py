@@ -22,6 +22,7 @@ Formats (chosen for a Vietnamese operations room, kept consistent across the app
     number        ``1.234,5``           ``1,234.5``
     percent       ``93,4%``             ``93.4%``
     date          ``21/11/2026``        ``2026-11-21`` (ISO: unambiguous for foreign readers)
+    month         ``11/2026``           ``2026-11``
     datetime      ``21/11/2026 17:05``  ``2026-11-21 17:05``
     duration      ``3 phút``            ``3 min``
     missing       ``–`` (en dash) for ``None``, NaN, NaT and ``pandas.NA``
@@ -60,6 +61,7 @@ __all__ = [
     "format_date",
     "format_datetime",
     "format_duration",
+    "format_month",
     "format_number",
     "format_percent",
     "normalise_language",
@@ -243,6 +245,17 @@ def format_date(day: date | datetime | None, lang: str | None) -> str:
     if _format_lang(lang) == "en":
         return f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
     return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+
+
+def format_month(day: date | datetime | None, lang: str | None) -> str:
+    """A calendar month: vi ``07/2025``, en ``2025-07``."""
+    if _is_missing(day):
+        return MISSING
+    if isinstance(day, datetime):
+        day = _local(day)
+    if _format_lang(lang) == "en":
+        return f"{day.year:04d}-{day.month:02d}"
+    return f"{day.month:02d}/{day.year:04d}"
 
 
 def format_datetime(moment: datetime | None, lang: str | None) -> str:

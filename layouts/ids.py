@@ -79,3 +79,15 @@ def kpi_tile(dataset: str, kpi: str) -> dict[str, str]:
 def breadcrumb_link(level: str) -> dict[str, str]:
     """Id of one breadcrumb step ("province" or a ward code)."""
     return {"type": "breadcrumb", "level": level}
+
+
+# pre-merger data (units-i18n): figures before 1 July 2025 by old unit or by today's ward
+OLD_UNITS_DATASET = "old-units-dataset"
+OLD_UNITS_MEASURE = "old-units-measure"
+OLD_UNITS_FIRST = "old-units-first-month"
+OLD_UNITS_LAST = "old-units-last-month"
+OLD_UNITS_VIEW = "old-units-view"
+OLD_UNITS_TABLE = "old-units-table"
+OLD_UNITS_SUMMARY = "old-units-summary"
+OLD_UNITS_EXPORT = "old-units-export"
+OLD_UNITS_DOWNLOAD = "old-units-download"

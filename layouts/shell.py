@@ -56,7 +56,7 @@ def shell(lang: str, user_label: str, refresh_seconds: int, csrf_token: str = ""
                             html.Nav(
                                 [
                                     html.A(
-                                        code.upper(),
+                                        t(f"lang_short.{code}", lang),
                                         href=f"/lang/{code}",
                                         title=t(f"lang.{code}", lang),
                                         className="active" if code == lang else "",

@@ -306,3 +306,94 @@ def test_simplify_keeps_every_ward_even_when_the_input_overlaps(caplog: pytest.L
     assert "coverage_simplify" in caplog.text
     assert list(simplified["code"]) == ["1", "2"]
     assert not shapely.is_empty(simplified.geometry.to_numpy()).any()
+
+
+# --- the layer as the app builds it: one file of any kind, a folder, and the on-disk cache ---------
+
+
+class TestOfficialLayer:
+    def test_hue_folder_layer_as_sent_matches_every_code_and_is_under_160_kb(self, boundaries_root: Path) -> None:
+        units = current_units("46")
+        layer = prepare_ward_layer(units, boundaries_root / "46_hue" / "wards")
+        assert layer.approximate is False
+        assert sorted(layer.codes) == sorted(units["code"])
+        assert layer.report["missing_in_boundaries"] == [] and layer.report["unknown_in_registry"] == []
+        assert layer.size_bytes == len(compact_json(layer.geojson)) < HUE_LAYER_LIMIT
+
+    def test_bac_ninh_folder_layer_matches_all_99_codes(self, boundaries_root: Path) -> None:
+        units = current_units("24")
+        layer = prepare_ward_layer(units, boundaries_root / "24_bac_ninh" / "wards")
+        assert sorted(layer.codes) == sorted(units["code"]) and len(layer.codes) == 99
+
+    @pytest.mark.parametrize(("name", "driver", "crs"), [("wards.gpkg", "GPKG", 4326), ("wards.shp", None, 32648)])
+    def test_one_geopackage_or_shapefile_round_trips_the_official_wards(
+        self, boundaries_root: Path, tmp_path: Path, name: str, driver: str | None, crs: int
+    ) -> None:
+        hue = official_wards(boundaries_root, "46")
+        written = hue["loaded"].to_crs(crs)
+        written.to_file(tmp_path / name, **({"driver": driver} if driver else {}))
+        if name.endswith(".shp"):
+            assert {p.suffix for p in tmp_path.iterdir()} >= {".shp", ".dbf", ".prj", ".shx"}
+        loaded = load_boundaries(tmp_path / name)
+        assert list(loaded["code"]) == list(hue["loaded"]["code"])
+        assert loaded.crs.to_epsg() == 4326
+        # the same shapes, whatever the container, CRS, ring orientation or single-part Polygon/MultiPolygon
+        before = metric_geometries(hue["loaded"], hue["metric"])
+        after = metric_geometries(loaded, hue["metric"])
+        assert (shapely.get_num_coordinates(after) == shapely.get_num_coordinates(before)).all()
+        assert shapely.area(shapely.symmetric_difference(after, before)).max() < 1.0  # m²
+        layer = prepare_ward_layer(hue["units"], tmp_path / name)
+        assert len(layer.codes) == 40 and layer.size_bytes < HUE_LAYER_LIMIT
+        shapes = np.array([shapely.geometry.shape(f["geometry"]) for f in layer.geojson["features"]])
+        assert shapely.is_valid(shapes).all()
+
+    def test_a_shape_missing_from_the_file_is_reported_and_logged(
+        self, boundaries_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        hue = official_wards(boundaries_root, "46")
+        hue["loaded"].iloc[1:].to_file(tmp_path / "wards.gpkg", driver="GPKG")
+        with caplog.at_level("WARNING", logger="data_sources.geo"):
+            layer = prepare_ward_layer(hue["units"], tmp_path / "wards.gpkg")
+        dropped = hue["loaded"]["code"].iloc[0]
+        assert layer.report["missing_in_boundaries"] == [dropped]
+        assert dropped not in layer.codes and len(layer.codes) == 39
+        assert f"1 unit(s) without a shape ['{dropped}']" in caplog.text
+
+
+class TestBoundaryCache:
+    def test_second_start_reads_the_cached_layer_keyed_by_input_and_tolerance(
+        self, boundaries_root: Path, tmp_path: Path
+    ) -> None:
+        units = current_units("46")
+        source = tmp_path / "wards"
+        source.mkdir()
+        for file in sorted((boundaries_root / "46_hue" / "wards").iterdir())[:6]:
+            (source / file.name).write_bytes(file.read_bytes())
+        cache = tmp_path / "cache"
+        first = prepare_ward_layer(units, source, cache_dir=cache)
+        assert first.cached is False and len(list(cache.glob("wards-*.geojson"))) == 1
+        second = prepare_ward_layer(units, source, cache_dir=cache)
+        assert second.cached is True
+        assert second.geojson == first.geojson and second.report == first.report
+        coarser = prepare_ward_layer(units, source, cache_dir=cache, tolerance_m=120)
+        assert coarser.cached is False and len(list(cache.glob("wards-*.geojson"))) == 2
+        # a changed input file is a new key: the old entry is not served
+        changed = sorted(source.iterdir())[0]
+        frame = geopandas.read_file(changed)
+        frame = frame.set_geometry(frame.geometry.to_crs(32648).buffer(-50).to_crs(4326))
+        changed.unlink()
+        frame.to_file(changed, driver="GeoJSON")
+        assert prepare_ward_layer(units, source, cache_dir=cache).cached is False
+
+    def test_a_corrupt_cache_entry_is_ignored_and_rewritten(self, tmp_path: Path) -> None:
+        units = pd.DataFrame({"code": ["00101"], "name": ["Phường Một"]})
+        write_wards(
+            tmp_path / "in" if (tmp_path / "in").mkdir() is None else tmp_path, [("00101", square(106.0, 21.0))]
+        )
+        cache = tmp_path / "cache"
+        prepare_ward_layer(units, tmp_path / "in", cache_dir=cache)
+        entry = next(cache.glob("wards-*.geojson"))
+        entry.write_text("{not json", encoding="utf-8")
+        layer = prepare_ward_layer(units, tmp_path / "in", cache_dir=cache)
+        assert layer.cached is False and layer.codes == ("00101",)
+        assert prepare_ward_layer(units, tmp_path / "in", cache_dir=cache).cached is True

@@ -12,18 +12,21 @@ from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, resolve_sector_view
 from data_sources.kpis import measure_series
 from layouts import ids
-from layouts.i18n import t
-from layouts.theme import base_layout
+from layouts.i18n import DEFAULT_LANGUAGE, t
+from layouts.theme import base_layout, date_axis, graph_config
 
 
-def layout() -> dcc.Graph:
-    """The series graph, filled by the callback."""
-    return dcc.Graph(id=ids.SERIES, config={"displaylogo": False}, className="series-graph")
+def layout(lang: str = DEFAULT_LANGUAGE) -> dcc.Graph:
+    """The series graph, filled by the callback; Plotly's locale follows the interface language."""
+    return dcc.Graph(id=ids.SERIES, config=graph_config(lang), className="series-graph")
 
 
-def build_series_figure(series: pd.DataFrame, labels: dict[str, str], empty_message: str) -> go.Figure:
+def build_series_figure(
+    series: pd.DataFrame, labels: dict[str, str], empty_message: str, lang: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """Lines per measure over time; an annotated empty figure when there is nothing to draw."""
     figure = go.Figure(layout=base_layout(uirevision="series", hovermode="x unified"))
+    figure.update_xaxes(**date_axis(lang))
     measures = [m for m in labels if m in series]
     if series.empty or not measures or float(series[measures].to_numpy().sum()) == 0:
         figure.add_annotation(text=empty_message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
@@ -49,7 +52,7 @@ def update_series(_versions, search, pathname):
     labels = {m: t(f"measure.{dataset.id}.{m}", view.lang) for m in page.series_measures}
     empty = t("empty.no_data_window", view.lang, window=t(f"window.{view.state.window}", view.lang))
     if snapshot is None:
-        return build_series_figure(pd.DataFrame(), labels, empty)
+        return build_series_figure(pd.DataFrame(), labels, empty, view.lang)
     series = measure_series(
         dataset,
         list(page.series_measures),
@@ -59,4 +62,4 @@ def update_series(_versions, search, pathname):
         window=view.state.window,
         wards=view.wards,
     )
-    return build_series_figure(series, labels, empty)
+    return build_series_figure(series, labels, empty, view.lang)

@@ -13,15 +13,15 @@ from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
 from data_sources.kpis import kpi_by_ward
 from layouts import ids
-from layouts.i18n import format_number, t
-from layouts.theme import SEQUENTIAL, base_layout
+from layouts.i18n import DEFAULT_LANGUAGE, format_number, t
+from layouts.theme import SEQUENTIAL, base_layout, graph_config
 
 PER_CAPITA = 10_000
 
 
-def layout() -> dcc.Graph:
-    """The map graph, filled by the callback."""
-    return dcc.Graph(id=ids.MAP, config={"displaylogo": False, "scrollZoom": True}, className="ward-map")
+def layout(lang: str = DEFAULT_LANGUAGE) -> dcc.Graph:
+    """The map graph, filled by the callback; Plotly's locale follows the interface language."""
+    return dcc.Graph(id=ids.MAP, config=graph_config(lang, scrollZoom=True), className="ward-map")
 
 
 def build_ward_values(view: SectorView) -> pd.DataFrame:
