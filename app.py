@@ -3,7 +3,7 @@
     python app.py demo      demo warehouse (created on first start), poller, simulator and web
     python app.py web       the web app only (production: gunicorn "app:create_server()")
     python app.py poller    the poller process (one per deployment)
-    python app.py users ... create, list and reset accounts
+    python app.py users ... create, list, reset-password, unlock, disable, enable accounts
 
 The poller never runs inside a web worker: it is its own process.
 """
@@ -11,6 +11,7 @@ The poller never runs inside a web worker: it is its own process.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import secrets
@@ -26,6 +27,7 @@ from flask import Flask, Response, redirect, request
 
 from config.datasets import load_datasets
 from config.errors import ConfigError
+from config.roles import ROLES
 from config.settings import PROJECT_DIR, Settings, load_settings
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units, legacy_units, pre_reform_crosswalk, validate_split_overrides
@@ -33,7 +35,7 @@ from data_sources.clock import Clock, system_clock
 from data_sources.geo import WardLayer, prepare_ward_layer
 from data_sources.population import load_population, load_population_sources
 from data_sources.snapshots import SnapshotStore, open_snapshot_store
-from data_sources.users import UserError, create_schema, create_user, list_users, set_language
+from data_sources.users import UserError, create_schema, create_user, get_user_by_name, list_users, set_language
 from data_sources.warehouse import create_warehouse_engine
 
 log = logging.getLogger("ioc")
@@ -53,6 +55,8 @@ def create_app(
     settings: Settings | None = None, *, store: SnapshotStore | None = None, clock: Clock = system_clock
 ) -> Dash:
     """Build the Dash app on its own Flask server with the login guard installed."""
+    from flask_wtf.csrf import generate_csrf
+
     from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
     from dashboards.registry import register_callbacks
@@ -60,9 +64,11 @@ def create_app(
         LANGUAGE_COOKIE,
         PSEUDO_LANGUAGE_FLAG,
         current_account,
+        install_callback_checks,
         install_security,
         request_language,
     )
+    from data_sources.throttle import ThrottlePolicy
     from layouts.i18n import LANGUAGES, PSEUDO, t
     from layouts.shell import shell
 
@@ -98,7 +104,16 @@ def create_app(
     )
     server = Flask(__name__)
     server.secret_key = settings.secret_key
-    install_security(server, app_db, idle_minutes=settings.session_idle_minutes, secure_cookies=settings.secure_cookies)
+    install_security(
+        server,
+        app_db,
+        idle_minutes=settings.session_idle_minutes,
+        secure_cookies=settings.secure_cookies,
+        policy=ThrottlePolicy(
+            settings.login_max_failures, settings.login_delay_seconds, settings.login_max_delay_seconds
+        ),
+        trusted_proxy_count=settings.trusted_proxy_count,
+    )
 
     server.config[PSEUDO_LANGUAGE_FLAG] = settings.pseudo_language
 
@@ -128,7 +143,7 @@ def create_app(
         label = account.display_name if account else ""
         if account is None:  # Dash validates the layout once outside any session
             return html.Div(t("login.required", lang))
-        return shell(lang, label, settings.refresh_seconds)
+        return shell(lang, label, settings.refresh_seconds, generate_csrf())
 
     app.layout = serve_layout
     plain_index = app.interpolate_index
@@ -141,6 +156,7 @@ def create_app(
 
     app.interpolate_index = localised_index
     register_callbacks(app)
+    install_callback_checks(app)
     return app
 
 
@@ -277,24 +293,79 @@ def run_demo(host: str, port: int) -> None:
                 child.kill()
 
 
+def _read_password(generate: bool) -> str:
+    """A new password: generated, typed twice at a prompt, or the first line of stdin (never from argv)."""
+    if generate:
+        return secrets.token_urlsafe(12)
+    if sys.stdin.isatty():
+        first = getpass.getpass("Mật khẩu / password: ")
+        if getpass.getpass("Nhập lại / repeat: ") != first:
+            raise UserError("the two passwords differ", "password_mismatch")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _users_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``users create|list|reset-password|unlock|disable|enable``; every change is written to the audit log."""
+    from data_sources import throttle
+    from data_sources.users import audit, set_disabled, set_password
+
     engine = create_warehouse_engine(settings.app_db_url)
     create_schema(engine)
+    actor = f"cli:{getpass.getuser()}"
+
+    def record(action: str, detail: str) -> None:
+        audit(engine, action, username=actor, detail=detail, address="cli")
+
     if args.action == "list":
+        blocked = {block.username for block in throttle.active_blocks(engine)}
         for account in list_users(engine):
             scope = ",".join(account.sectors) or "*"
-            print(f"{account.username:<28} {account.role:<16} {scope}")
+            wards = ",".join(account.wards) or "*"
+            throttled = account.username.lower() in blocked
+            state = "disabled" if account.disabled else ("throttled" if throttled else "active")
+            print(f"{account.username:<28} {account.role:<16} {scope:<24} {wards:<16} {state}")
         return 0
-    if args.action == "create":
-        password = args.password or secrets.token_urlsafe(12)
-        try:
-            create_user(engine, args.username, password, args.role, sectors=tuple(args.sector or ()))
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(f"created {args.username} ({args.role}); password: {password}" if not args.password else "created")
-        return 0
-    return 2
+    if not args.username:
+        print(f"error: users {args.action} needs --username", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create":
+            known = set(current_units(settings.province_code)["code"])
+            password = _read_password(args.generate_password)
+            create_user(
+                engine,
+                args.username,
+                password,
+                args.role or "",
+                sectors=tuple(args.sector or ()),
+                wards=tuple(args.ward or ()),
+                display_name=args.name or "",
+                known_wards=known,
+            )
+            scope = f"sectors={','.join(args.sector or ()) or '-'} wards={','.join(args.ward or ()) or '-'}"
+            record("user_created", f"{args.username} role={args.role} {scope}")
+        elif args.action == "reset-password":
+            password = _read_password(args.generate_password)
+            set_password(engine, args.username, password)
+            throttle.clear(engine, args.username)
+            record("password_reset", args.username)
+        elif args.action == "unlock":
+            if get_user_by_name(engine, args.username) is None:
+                raise UserError(f"no user {args.username!r}", "no_such_user")
+            cleared = throttle.clear(engine, args.username)
+            record("user_unlocked", f"{args.username} ({cleared} address(es))")
+        elif args.action in ("disable", "enable"):
+            set_disabled(engine, args.username, args.action == "disable")
+            record(f"user_{args.action}d", args.username)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.action in ("create", "reset-password") and args.generate_password:
+        print(f"{args.action} {args.username}: password {password}")
+    else:
+        print(f"{args.action} {args.username}: done")
+    return 0
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -309,12 +380,19 @@ def cli(argv: list[str] | None = None) -> int:
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=8050)
     commands.add_parser("poller", help="the poller process")
-    users = commands.add_parser("users", help="manage accounts")
-    users.add_argument("action", choices=["create", "list"])
+    users = commands.add_parser(
+        "users",
+        help="manage accounts",
+        description="Manage accounts. New passwords are typed at a prompt (twice), read from the first line "
+        "of stdin, or generated with --generate-password and printed once; never given as an argument.",
+    )
+    users.add_argument("action", choices=["create", "list", "reset-password", "unlock", "disable", "enable"])
     users.add_argument("--username")
-    users.add_argument("--password")
-    users.add_argument("--role")
-    users.add_argument("--sector", action="append")
+    users.add_argument("--role", choices=ROLES)
+    users.add_argument("--sector", action="append", help="department heads: a sector (repeat for several)")
+    users.add_argument("--ward", action="append", help="department heads: limit to a ward code (repeatable)")
+    users.add_argument("--name", help="display name")
+    users.add_argument("--generate-password", action="store_true", help="generate a password and print it once")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -40,6 +40,10 @@ class Settings:
     refresh_seconds: int
     map_tile_url: str | None
     secure_cookies: bool
+    login_max_failures: int = 5
+    login_delay_seconds: int = 30
+    login_max_delay_seconds: int = 3600
+    trusted_proxy_count: int = 0
     split_rule: str = "default"
     split_overrides: tuple[tuple[str, str], ...] = ()
     boundaries_code_field: str = "code"
@@ -213,6 +217,12 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigError(
             where, "province_code", f"expected a two-digit province code like '46', got {province_code!r}"
         )
+    delay, max_delay = values.integer("login_delay_seconds", 30), values.integer("login_max_delay_seconds", 3600)
+    if max_delay < delay:
+        _, where = values.raw("login_max_delay_seconds")
+        raise ConfigError(
+            where, "login_max_delay_seconds", f"must be at least login_delay_seconds ({delay}), got {max_delay}"
+        )
     boundaries = values.text("boundaries_path", required=False)
     cache_dir = values.text("boundaries_cache_dir", default="var/cache/boundaries")
     tolerance = values.integer("boundaries_tolerance_m", 60)
@@ -238,6 +248,10 @@ def load_settings(path: Path | str | None = None) -> Settings:
         refresh_seconds=values.integer("refresh_seconds", 5),
         map_tile_url=values.text("map_tile_url", required=False),
         secure_cookies=values.boolean("secure_cookies", False),
+        login_max_failures=values.integer("login_max_failures", 5),
+        login_delay_seconds=delay,
+        login_max_delay_seconds=max_delay,
+        trusted_proxy_count=values.integer("trusted_proxy_count", 0, minimum=0),
         split_rule=split_rule,
         split_overrides=split_overrides,
         boundaries_code_field=values.text("boundaries_code_field", default="code"),

@@ -3,6 +3,7 @@
 One line per feature module; the order does not matter.
 """
 
+import dashboards.admin  # noqa: F401
 from dashboards import (
     pages,  # noqa: F401
     pre_merger,  # noqa: F401

@@ -133,6 +133,8 @@ def display_page(pathname, search):
     if not account.scope.allows_sector(page.sector):
         abort(403)
     state = parse_view_state(search, context.ward_codes)
+    if state.ward and not account.scope.allows_ward(state.ward):
+        abort(403)
     return sector_layout(page, state, context, account, lang), nav
 
 
@@ -223,6 +225,9 @@ def update_breadcrumb(search, pathname):
     if page is None:
         raise PreventUpdate
     state = parse_view_state(search, context.ward_codes)
+    scope = current_account().scope
+    if not scope.allows_sector(page.sector) or (state.ward and not scope.allows_ward(state.ward)):
+        abort(403)
     province = html.Button(
         t("breadcrumb.province", lang), id=ids.breadcrumb_link("province"), n_clicks=0, className="crumb"
     )
@@ -265,6 +270,9 @@ def refresh_tick(_n, pathname, known_versions):
     context = get_context()
     account = current_account()
     lang = request_language()
+    page = sector_page_for(pathname or "")
+    if page is not None and not account.scope.allows_sector(page.sector):
+        abort(403)
     wanted = page_datasets(pathname, context, account)
     all_versions = context.store.versions()
     versions = {d: all_versions.get(d) for d in wanted}

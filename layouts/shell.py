@@ -18,7 +18,19 @@ def navigation(items: list[tuple[str, str]], current_path: str) -> list:
     ]
 
 
-def shell(lang: str, user_label: str, refresh_seconds: int) -> html.Div:
+def logout_form(lang: str, csrf_token: str) -> html.Form:
+    """Logout is a POST carrying the CSRF token (a link could be triggered by any other site)."""
+    return html.Form(
+        html.Button(
+            t("nav.logout", lang), id=ids.LOGOUT, type="submit", name="csrf_token", value=csrf_token, className="logout"
+        ),
+        action="/logout",
+        method="post",
+        className="logout-form",
+    )
+
+
+def shell(lang: str, user_label: str, refresh_seconds: int, csrf_token: str = "") -> html.Div:
     """The frame every page renders inside; page content goes to ``ids.PAGE``."""
     return html.Div(
         [
@@ -55,7 +67,7 @@ def shell(lang: str, user_label: str, refresh_seconds: int) -> html.Div:
                                 className="language-switch",
                             ),
                             html.Span(user_label, id=ids.USER_NAME, className="user-name"),
-                            html.A(t("nav.logout", lang), href="/logout", className="logout"),
+                            logout_form(lang, csrf_token),
                         ],
                         className="header-right",
                     ),

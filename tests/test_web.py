@@ -142,18 +142,11 @@ class TestLoginGuard:
         assert kpi_row(client).status_code == 400
 
     def test_every_registered_callback_declares_a_permission(self, web):
-        from dashboards.security import PERMISSION_ATTRIBUTE
+        from tests.security_helpers import server_callbacks, undeclared_callbacks
 
         app, _, _ = web
-        app.server.test_client().get("/login")  # let Dash finish its set-up
-        undeclared = [
-            key
-            for key, entry in app.callback_map.items()
-            if entry.get("callback") is not None
-            and not hasattr(getattr(entry["callback"], "__wrapped__", None), PERMISSION_ATTRIBUTE)
-            and not hasattr(entry["callback"], PERMISSION_ATTRIBUTE)
-        ]
-        assert not undeclared, f"callbacks without a declared permission: {undeclared}"
+        assert len(server_callbacks(app)) >= 10, "Dash's registry lists the app's callbacks"
+        assert not undeclared_callbacks(app), "callbacks without @secured(permission); see tests/security_helpers.py"
 
 
 class TestFigures:

@@ -9,7 +9,7 @@ from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from config.roles import VIEW
 from dashboards.registry import callback
-from dashboards.security import secured
+from dashboards.security import audit_unmasked_view, secured
 from dashboards.view import SectorView, resolve_sector_view
 from data_sources.clock import to_local_naive
 from data_sources.kpis import WINDOW_SECONDS
@@ -121,9 +121,11 @@ def update_records(search, sort_by, _prev, _next, pathname, cursor):
     reflected = context.reflected.get(dataset.id) or reflect_dataset(context.warehouse, dataset)
     context.reflected[dataset.id] = reflected
     query = _query(view, sort_by or [], cursors[page])
-    frame = fetch_records(
-        context.warehouse, reflected, query, unmasked=view.account.role in context.settings.unmasked_roles
-    )
+    unmasked = view.account.role in context.settings.unmasked_roles
+    frame = fetch_records(context.warehouse, reflected, query, unmasked=unmasked)
+    if unmasked and dataset.personal:
+        detail = f"{dataset.id} ward={view.state.ward} window={view.state.window} page={page + 1} rows={len(frame)}"
+        audit_unmasked_view(context.app_db, view.account, detail)
     if len(frame) == PAGE_SIZE:
         last = frame.iloc[-1]
         next_cursor = [last[query.sort_column], int(last[dataset.key])]

@@ -271,7 +271,8 @@ def test_the_language_choice_is_remembered_for_the_user_after_logout_and_login(c
     WebDriverWait(driver, 30).until(
         lambda d: t("nav.overview", "en") in [a.text for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
     )
-    driver.get(base + "/logout")
+    driver.find_element(By.ID, "logout-button").click()  # logout is a POST form carrying the CSRF token
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/login"))
     driver.delete_all_cookies()  # another browser, another day: only the account can remember
     login(driver, base, username)
     WebDriverWait(driver, 30).until(
