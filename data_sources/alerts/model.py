@@ -66,6 +66,10 @@ class Threshold:
     value: float | None = None
     attribute: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.value is not None:
+            object.__setattr__(self, "value", float(self.value))
+
     def resolve(self, attributes: Mapping[str, Any] | None) -> float | None:
         """The number to compare with; None when the entity lacks a numeric value for the attribute."""
         if self.attribute is None:

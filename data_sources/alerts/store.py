@@ -271,7 +271,7 @@ def _insert_ignoring_conflict(connection: Connection, values: dict[str, Any]) ->
             except Exception:
                 nested.rollback()
                 return False
-    return connection.execute(statement).rowcount == 1
+    return connection.execute(statement.returning(alert_states.c.id)).first() is not None
 
 
 def _event_values(rule: Rule, sector: str, subject: str, ward: str | None, label: str | None, event: Event) -> dict:
