@@ -40,6 +40,8 @@ class Settings:
     refresh_seconds: int
     map_tile_url: str | None
     secure_cookies: bool
+    smtp_url: str | None = None
+    """Where alert e-mail goes: smtp://[user:password@]host[:port]?from=address[&starttls=1]."""
 
 
 def _resolve_sqlite(url: str) -> str:
@@ -178,4 +180,14 @@ def load_settings(path: Path | str | None = None) -> Settings:
         refresh_seconds=values.integer("refresh_seconds", 5),
         map_tile_url=values.text("map_tile_url", required=False),
         secure_cookies=values.boolean("secure_cookies", False),
+        smtp_url=_smtp_url(values),
     )
+
+
+def _smtp_url(values: _Values) -> str | None:
+    """The optional SMTP server of alert e-mail."""
+    url = values.text("smtp_url", required=False)
+    if url and not url.startswith(("smtp://", "smtps://")):
+        _, where = values.raw("smtp_url")
+        raise ConfigError(where, "smtp_url", f"expected smtp://host:port?from=address, got {url!r}")
+    return url

@@ -4,3 +4,4 @@ One line per feature module; the order does not matter.
 """
 
 from dashboards import pages  # noqa: F401
+from dashboards.alerts import banner, history, rules  # noqa: F401

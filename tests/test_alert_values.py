@@ -33,7 +33,8 @@ def polled(seeded_warehouse):
 
 def only_entity(snapshot: Snapshot, entity: str) -> Snapshot:
     frames = {
-        name: frame.loc[frame[ENTITY] == entity] if ENTITY in frame else frame for name, frame in snapshot.frames.items()
+        name: frame.loc[frame[ENTITY] == entity] if ENTITY in frame else frame
+        for name, frame in snapshot.frames.items()
     }
     return replace(snapshot, frames=frames)
 
