@@ -21,8 +21,22 @@ from sqlalchemy import Engine
 from config.datasets import DatasetCatalogue
 from data_sources.alerts.evaluate import Change, evaluate_rule
 from data_sources.alerts.model import Rule, config_problems
-from data_sources.alerts.store import active_silences, apply_changes, is_silenced, list_rules, load_states
-from data_sources.alerts.values import SubjectValues, is_stale, observations, subject_ward
+from data_sources.alerts.store import (
+    active_silences,
+    apply_changes,
+    is_silenced,
+    list_rules,
+    load_states,
+    rules_fingerprint,
+)
+from data_sources.alerts.values import (
+    SubjectValues,
+    candidate_subjects,
+    is_stale,
+    observations_of,
+    subject_count,
+    subject_ward,
+)
 from data_sources.clock import Clock, system_clock
 from data_sources.snapshots import Snapshot, SnapshotStore
 
@@ -64,6 +78,8 @@ class AlertEngine:
         self.ward_codes = list(ward_codes)
         self.clock = clock
         self._warned: set[tuple[int, int]] = set()
+        self._checked: dict[tuple[int, int], bool] = {}
+        self._rules: dict[str, tuple[tuple, list[Rule]]] = {}
 
     def after_poll(self, dataset_id: str, _result: object) -> None:
         """The after-poll hook."""
@@ -72,7 +88,11 @@ class AlertEngine:
             log.info("alerts for %s: %d change(s), %d event(s)", dataset_id, report.changes, report.events)
 
     def _usable(self, rule: Rule) -> bool:
+        key = (rule.id or 0, rule.version)
+        if key in self._checked:
+            return self._checked[key]
         problems = config_problems(rule, self.catalogue, set(self.ward_codes))
+        self._checked[key] = not problems
         if problems:
             if (rule.id, rule.version) not in self._warned:
                 self._warned.add((rule.id or 0, rule.version))
@@ -95,7 +115,7 @@ class AlertEngine:
             dataset = self.catalogue.get(dataset_id)
         except KeyError:
             return report
-        rules = rules if rules is not None else list_rules(self.app_db, dataset=dataset_id, enabled_only=True)
+        rules = rules if rules is not None else self._enabled_rules(dataset_id)
         if not rules:
             return report
         snapshot = snapshot or self.store.get(dataset_id)
@@ -110,19 +130,21 @@ class AlertEngine:
                 usable.append(rule)
             else:
                 report.invalid_rules.append(rule.id or 0)
-        states = load_states(self.app_db, [r.id for r in usable if r.id is not None])
+        states = load_states(self.app_db, [r.id for r in usable if r.id is not None], live_only=True)
         observed: dict[int, dict] = {}
         pending: list[tuple[Rule, list[Change]]] = []
         for rule in usable:
             kpi = dataset.kpi(rule.kpi)
-            seen = observations(rule, kpi, values, stale=report.stale)
+            previous = states.get(rule.id, {})
+            candidates = candidate_subjects(rule, kpi, values, stale=report.stale)
+            seen = observations_of(rule, kpi, values, dict.fromkeys([*candidates, *previous]), stale=report.stale)
             observed[rule.id] = seen
             report.rules += 1
-            report.subjects += len(seen)
+            report.subjects += subject_count(rule, kpi, values)
             changes = evaluate_rule(
                 rule,
                 seen,
-                states.get(rule.id, {}),
+                previous,
                 now,
                 silenced=lambda subject, rule=rule: is_silenced(silences, rule.id, subject_ward(subject, values), now),
             )
@@ -150,7 +172,7 @@ class AlertEngine:
                     log.warning("alert states of %s kept changing; %d left for the next poll", dataset_id, len(retry))
                 break
             report.conflicts_retried += sum(len(c) for _, c in retry)
-            fresh = load_states(self.app_db, [r.id for r, _ in retry])
+            fresh = load_states(self.app_db, [r.id for r, _ in retry], [c.subject for _, cs in retry for c in cs])
             pending = []
             for rule, lost_changes in retry:
                 subjects = {c.subject for c in lost_changes}
@@ -166,6 +188,16 @@ class AlertEngine:
                 if changes:
                     pending.append((rule, changes))
         return report
+
+    def _enabled_rules(self, dataset_id: str) -> list[Rule]:
+        """Enabled rules of a dataset, re-read only when a cheap fingerprint of the rules table changed."""
+        fingerprint = rules_fingerprint(self.app_db, dataset_id)
+        cached = self._rules.get(dataset_id)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        rules = list_rules(self.app_db, dataset=dataset_id, enabled_only=True)
+        self._rules[dataset_id] = (fingerprint, rules)
+        return rules
 
     def sweep(self, now: datetime | None = None) -> list[EvaluationReport]:
         """Evaluate the rules of datasets whose polls have stopped succeeding (no-data behaviour)."""

@@ -21,8 +21,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from config.roles import Scope
 from data_sources.alerts.evaluate import (
+    ACKNOWLEDGED,
     ACTIVE,
     FIRING,
+    PENDING,
     AlertState,
     Change,
     Event,
@@ -191,6 +193,17 @@ def list_rules(engine: Engine, *, dataset: str | None = None, enabled_only: bool
         return [rule_from_row(row) for row in connection.execute(statement)]
 
 
+def rules_fingerprint(engine: Engine, dataset: str) -> tuple:
+    """Count, highest id and sum of versions of a dataset's rules: changes whenever a rule does."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(func.count(), func.max(alert_rules.c.id), func.sum(alert_rules.c.version)).where(
+                alert_rules.c.dataset == dataset
+            )
+        ).one()
+    return tuple(row)
+
+
 # --- states ---------------------------------------------------------------------------------------
 
 
@@ -213,8 +226,17 @@ def state_from_row(row: Any) -> AlertState:
     )
 
 
+LIVE_STATES = (PENDING, FIRING, ACKNOWLEDGED)
+"""States that can change without the data crossing a threshold again; ok and resolved rows are only
+read back when their subject breaches (through the conflict path of ``apply_changes``)."""
+
+
 def load_states(
-    engine: Engine | Connection, rule_ids: Sequence[int], subjects: Sequence[str] | None = None
+    engine: Engine | Connection,
+    rule_ids: Sequence[int],
+    subjects: Sequence[str] | None = None,
+    *,
+    live_only: bool = False,
 ) -> dict[int, dict[str, AlertState]]:
     """Stored states of these rules: rule id -> subject -> state (subjects without a row are ``ok``)."""
     found: dict[int, dict[str, AlertState]] = {rule_id: {} for rule_id in rule_ids}
@@ -225,6 +247,8 @@ def load_states(
         statement = statement.where(alert_states.c.rule_id.in_(list(rule_ids)))
     if subjects is not None:
         statement = statement.where(alert_states.c.subject.in_(list(subjects)))
+    if live_only:
+        statement = statement.where(alert_states.c.state.in_(LIVE_STATES))
 
     def read(connection: Connection) -> None:
         for row in connection.execute(statement):
@@ -256,22 +280,25 @@ def _state_values(state: AlertState) -> dict[str, Any]:
     }
 
 
-def _insert_ignoring_conflict(connection: Connection, values: dict[str, Any]) -> bool:
-    """Insert a state row unless (rule, subject) exists already; True when inserted."""
+def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert state rows, skipping (rule, subject) pairs that exist already; the subjects inserted."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        statement = postgresql.insert(alert_states).values(**values).on_conflict_do_nothing()
+        statement = postgresql.insert(alert_states).on_conflict_do_nothing()
     elif dialect == "sqlite":
-        statement = sqlite.insert(alert_states).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - other databases: plain insert inside a savepoint
-        with connection.begin_nested() as nested:
-            try:
-                connection.execute(insert(alert_states).values(**values))
-                return True
-            except Exception:
-                nested.rollback()
-                return False
-    return connection.execute(statement.returning(alert_states.c.id)).first() is not None
+        statement = sqlite.insert(alert_states).on_conflict_do_nothing()
+    else:  # pragma: no cover - other databases: one insert per row inside a savepoint
+        inserted = set()
+        for row in rows:
+            with connection.begin_nested() as nested:
+                try:
+                    connection.execute(insert(alert_states).values(**row))
+                    inserted.add(row["subject"])
+                except Exception:
+                    nested.rollback()
+        return inserted
+    result = connection.execute(statement.returning(alert_states.c.subject), rows)
+    return {row.subject for row in result}
 
 
 def _event_values(rule: Rule, sector: str, subject: str, ward: str | None, label: str | None, event: Event) -> dict:
@@ -318,60 +345,69 @@ def apply_changes(
     stamp = utc(now)
 
     def write(conn: Connection) -> None:
-        for change in changes:
-            ward, label = subject_info(change.subject)
-            values = _state_values(change.state)
+        changes_list = list(changes)
+        info = {change.subject: subject_info(change.subject) for change in changes_list}
+        written: list[Change] = []
+        fresh = [c for c in changes_list if c.previous.version == 0]
+        if fresh:
+            rows = [
+                {
+                    **_state_values(c.state),
+                    "rule_id": rule.id,
+                    "subject": c.subject,
+                    "dataset": rule.dataset,
+                    "sector": sector,
+                    "ward": info[c.subject][0],
+                    "subject_label": info[c.subject][1],
+                    "version": 1,
+                    "updated_at": stamp,
+                }
+                for c in fresh
+            ]
+            inserted = _insert_many_ignoring_conflicts(conn, rows)
+            for change in fresh:
+                (written if change.subject in inserted else conflicts_list).append(change)
+        for change in changes_list:
             if change.previous.version == 0:
-                written = _insert_ignoring_conflict(
-                    conn,
-                    {
-                        **values,
-                        "rule_id": rule.id,
-                        "subject": change.subject,
-                        "dataset": rule.dataset,
-                        "sector": sector,
-                        "ward": ward,
-                        "subject_label": label,
-                        "version": 1,
-                        "updated_at": stamp,
-                    },
-                )
-            else:
-                written = (
-                    conn.execute(
-                        update(alert_states)
-                        .where(
-                            alert_states.c.rule_id == rule.id,
-                            alert_states.c.subject == change.subject,
-                            alert_states.c.version == change.previous.version,
-                        )
-                        .values(
-                            **values,
-                            ward=ward,
-                            subject_label=label,
-                            version=change.previous.version + 1,
-                            updated_at=stamp,
-                        )
-                    ).rowcount
-                    == 1
-                )
-            if not written:
-                conflicts.append(change.subject)
                 continue
-            if change.events:
+            ward, label = info[change.subject]
+            done = (
                 conn.execute(
-                    insert(alert_events),
-                    [_event_values(rule, sector, change.subject, ward, label, e) for e in change.events],
-                )
-                notified = [e.event_id for e in change.events if e.notify]
-                if notified and rule.targets:
-                    enqueue_deliveries(conn, notified, rule.targets, now)
+                    update(alert_states)
+                    .where(
+                        alert_states.c.rule_id == rule.id,
+                        alert_states.c.subject == change.subject,
+                        alert_states.c.version == change.previous.version,
+                    )
+                    .values(
+                        **_state_values(change.state),
+                        ward=ward,
+                        subject_label=label,
+                        version=change.previous.version + 1,
+                        updated_at=stamp,
+                    )
+                ).rowcount
+                == 1
+            )
+            (written if done else conflicts_list).append(change)
+        events = [
+            _event_values(rule, sector, c.subject, info[c.subject][0], info[c.subject][1], e)
+            for c in written
+            for e in c.events
+        ]
+        if events:
+            conn.execute(insert(alert_events), events)
+        notified = [e["event_id"] for e in events if e["notify"]]
+        if notified and rule.targets:
+            enqueue_deliveries(conn, notified, rule.targets, now)
 
+    conflicts_list: list[Change] = []
     if connection is not None:
         write(connection)
     else:
         with engine.begin() as conn:
             write(conn)
+    conflicts.extend(c.subject for c in conflicts_list)
     return conflicts
 
 

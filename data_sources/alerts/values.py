@@ -9,7 +9,7 @@ the figure the overview tile shows. KPI kinds this module does not know fall bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ from data_sources.alerts.evaluate import (
     subject_parts,
     ward_subject,
 )
-from data_sources.alerts.model import EACH_ENTITY, EACH_WARD, PROVINCE, WARD, Rule, Threshold
+from data_sources.alerts.model import EACH_ENTITY, EACH_WARD, NO_DATA_ALERT, PROVINCE, WARD, Rule, Threshold
 from data_sources.clock import from_local_naive
 from data_sources.kpis import (
     LATEST_HORIZON_FACTOR,
@@ -52,6 +52,7 @@ KNOWN_KINDS = ("sum", "ratio", "mean", "state", "state_ratio", "latest_ratio", "
 ZERO_WHEN_EMPTY = ("sum", "state")
 """Kinds whose value over no rows is 0 (a count of nothing), not "no value"."""
 HOUR = 3600
+PROVINCE_GROUP = "_province"
 PREVIEW_DAYS = 7
 ENTITY_PREVIEW_HOURS = 48
 """The snapshot keeps per-entity detail only in its 48-hour fine buckets."""
@@ -75,13 +76,30 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def grouped_kpi(
-    dataset: Dataset, kpi: Kpi, snapshot: Snapshot, now: datetime, crosswalk: dict[str, str], key: str
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    key: str,
+    frames: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.Series:
-    """The KPI per ward (``key="ward"``) or per entity (``key="entity"``); groups without data are absent."""
+    """The KPI per ward (``key="ward"``), per entity (``"entity"``) or for the province (``"province"``).
+
+    Groups without data are absent. ``frames`` may hold the snapshot's frames already restricted to
+    known wards (``_selected``), so many KPIs share one pass over each frame.
+    """
     kind, measures = kpi.kind, list(kpi.measures)
-    group = WARD_COLUMN if key == "ward" else ENTITY
+
+    def selected(name: str) -> pd.DataFrame:
+        frame = frames[name] if frames is not None and name in frames else _selected(snapshot.frame(name), crosswalk)
+        if key == PROVINCE and not frame.empty:
+            frame = frame.assign(**{PROVINCE_GROUP: PROVINCE_SUBJECT})
+        return frame
+
+    group = {"ward": WARD_COLUMN, "entity": ENTITY, PROVINCE: PROVINCE_GROUP}[key]
     if kind in ("state", "state_ratio"):
-        frame = _selected(snapshot.frame("state"), crosswalk)
+        frame = selected("state")
         if group not in frame or frame.empty:
             return pd.Series(dtype="float64")
         sums = pd.DataFrame({m: _column(frame, m) for m in measures}).groupby(frame[group]).sum()
@@ -89,7 +107,7 @@ def grouped_kpi(
             return sums[measures[0]].astype("float64") * kpi.scale
         return _ratio(sums[measures[0]], sums[measures[1]], kpi.scale)
     if kind in ("latest_ratio", "latest_max"):
-        frame = _selected(snapshot.frame("recent"), crosswalk)
+        frame = selected("recent")
         if frame.empty or group not in frame:
             return pd.Series(dtype="float64")
         horizon = to_epoch(now) - LATEST_HORIZON_FACTOR * max(dataset.expected_seconds, dataset.bucket_seconds)
@@ -111,7 +129,7 @@ def grouped_kpi(
     window = kpi.window
     frame_name = window_frame(window)
     start = window_start(window, now, frame_bucket_seconds(dataset, frame_name))
-    frame = _selected(snapshot.frame(frame_name), crosswalk)
+    frame = selected(frame_name)
     if group not in frame or frame.empty:
         return pd.Series(dtype="float64")
     if start is not None:
@@ -151,11 +169,27 @@ class SubjectValues:
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _entities: pd.DataFrame | None = None
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The snapshot's frames restricted to known wards, computed once per snapshot."""
+        if "frames" not in self._cache:
+            self._cache["frames"] = {
+                name: _selected(frame, self.crosswalk)
+                for name, frame in self.snapshot.frames.items()
+                if name != "entities"
+            }
+        return self._cache["frames"]
+
     def province(self, kpi: Kpi) -> float | None:
-        """The province-wide value (exactly the overview's figure)."""
+        """The province-wide value (equal to ``compute_kpi``, the overview's figure)."""
         key = (kpi.id, PROVINCE)
         if key not in self._cache:
-            self._cache[key] = compute_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk).value
+            if kpi.kind in KNOWN_KINDS:
+                series = grouped_kpi(
+                    self.dataset, kpi, self.snapshot, self.now, self.crosswalk, PROVINCE, self.frames()
+                )
+                self._cache[key] = _complete(series, [PROVINCE_SUBJECT], kpi.kind)[PROVINCE_SUBJECT]
+            else:
+                self._cache[key] = compute_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk).value
         return self._cache[key]
 
     def by_ward(self, kpi: Kpi) -> dict[str, float | None]:
@@ -163,11 +197,35 @@ class SubjectValues:
         key = (kpi.id, "ward")
         if key not in self._cache:
             if kpi.kind in KNOWN_KINDS:
-                series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "ward")
+                series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "ward", self.frames())
             else:
                 series = kpi_by_ward(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, list(self.ward_codes))
             self._cache[key] = _complete(series, self.ward_codes, kpi.kind)
         return self._cache[key]
+
+    def array(self, kpi: Kpi, per: str) -> tuple[list[str], np.ndarray]:
+        """(subject keys, values with NaN for no value) per ward or per entity, for vectorised checks."""
+        key = (kpi.id, f"array:{per}")
+        if key not in self._cache:
+            found = self.by_ward(kpi) if per == "ward" else self.by_entity(kpi)
+            prefix = "ward:" if per == "ward" else "entity:"
+            values = np.array([np.nan if v is None else v for v in found.values()], dtype="float64")
+            self._cache[key] = ([prefix + code for code in found], values)
+        return self._cache[key]
+
+    def attribute_array(self, attribute: str, entities: Sequence[str]) -> np.ndarray:
+        """An entity attribute as numbers (NaN where missing), aligned with ``entities``."""
+        key = (attribute, "attribute")
+        if key not in self._cache:
+            table = self.entities
+            column = (
+                pd.to_numeric(table[attribute], errors="coerce")
+                if attribute in table
+                else pd.Series(np.nan, index=table.index)
+            )
+            self._cache[key] = column
+        column = self._cache[key]
+        return column.reindex([e.removeprefix("entity:") for e in entities]).to_numpy(dtype="float64")
 
     def by_entity(self, kpi: Kpi) -> dict[str, float | None]:
         """Every known entity's value."""
@@ -176,7 +234,9 @@ class SubjectValues:
             if kpi.kind not in KNOWN_KINDS:
                 self._cache[key] = {}
             else:
-                series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "entity")
+                series = grouped_kpi(
+                    self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "entity", self.frames()
+                )
                 known = list(dict.fromkeys([*self.entities.index.astype(str), *series.index.astype(str)]))
                 self._cache[key] = _complete(series, known, kpi.kind)
         return self._cache[key]
@@ -246,6 +306,58 @@ def observations(rule: Rule, kpi: Kpi, values: SubjectValues, *, stale: bool) ->
             w, c = warning, critical
         found[entity_subject(entity)] = Observation(value, w, c, stale)
     return found
+
+
+_VECTOR_COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
+
+
+def candidate_subjects(rule: Rule, kpi: Kpi, values: SubjectValues, *, stale: bool) -> list[str]:
+    """Subjects that breach a threshold now, or lack data on an alert-on-no-data rule (vectorised).
+
+    Together with the subjects that already have a pending or active state, these are the only ones
+    whose state can change; every other subject stays ``ok``.
+    """
+    if rule.scope in (PROVINCE, WARD):
+        return list(observations(rule, kpi, values, stale=stale))
+    subjects, numbers = values.array(kpi, "ward" if rule.scope == EACH_WARD else "entity")
+    if stale:
+        return list(subjects) if rule.no_data == NO_DATA_ALERT else []
+    compare = _VECTOR_COMPARE[rule.comparator]
+    hit = np.zeros(len(subjects), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for _severity, threshold in rule.levels:
+            limit = values.attribute_array(threshold.attribute, subjects) if threshold.attribute else threshold.value
+            hit |= compare(numbers, limit)
+    if rule.no_data == NO_DATA_ALERT:
+        hit |= np.isnan(numbers)
+    return [subjects[i] for i in np.flatnonzero(hit)]
+
+
+def observations_of(
+    rule: Rule, kpi: Kpi, values: SubjectValues, subjects: Iterable[str], *, stale: bool
+) -> dict[str, Observation]:
+    """Observations of only these subjects (ward or entity keys)."""
+    warning, critical = _fixed(rule.warning), _fixed(rule.critical)
+    found = {}
+    for subject in subjects:
+        kind, code = subject_parts(subject)
+        if kind == "ward":
+            value = values.by_ward(kpi).get(code or "")
+            found[subject] = Observation(value, warning, critical, stale)
+        elif kind == "entity":
+            value = values.by_entity(kpi).get(code or "")
+            w, c = observations_for_subject(rule, values, subject) if rule.uses_attributes else (warning, critical)
+            found[subject] = Observation(value, w, c, stale)
+        else:
+            found[subject] = Observation(values.province(kpi), warning, critical, stale)
+    return found
+
+
+def subject_count(rule: Rule, kpi: Kpi, values: SubjectValues) -> int:
+    """How many subjects the rule watches."""
+    if rule.scope in (PROVINCE, WARD):
+        return 1
+    return len(values.array(kpi, "ward" if rule.scope == EACH_WARD else "entity")[0])
 
 
 def subject_ward(subject: str, values: SubjectValues | None) -> str | None:
