@@ -166,6 +166,19 @@ class TestEvaluationInTheDatabase:
         notified = [e["event_id"] for e in events_of(app_db) if e["kind"] in ("fired", "escalated", "resolved")]
         assert sorted(queued) == sorted(notified), "one outbox row per notified event and target"
 
+    def test_refiring_after_resolve_is_a_new_alert_on_the_same_row(self, app_db, world, clock):
+        rule = save_rule(app_db, feedback_rule(scope="ward", ward=PHU_XUAN), actor="van_hanh", now=clock())
+        engine = make_engine(app_db, world, clock)
+        alerts = []
+        for minutes, value in ((0, 30), (5, 1), (10, 35)):
+            clock.advance(minutes=minutes)
+            engine.evaluate_dataset("feedback", snapshot=open_reports(clock(), {PHU_XUAN: value}))
+            alerts += [a.alert_id for a in active_alerts(app_db, EVERYONE, clock())]
+        assert len(alerts) == 2 and alerts[0] != alerts[1]
+        assert [e["kind"] for e in events_of(app_db)] == ["fired", "resolved", "fired"]
+        state = load_states(app_db, [rule.id])[rule.id][f"ward:{PHU_XUAN}"]
+        assert (state.state, state.version, state.alert_id) == (FIRING, 3, alerts[1])
+
     def test_a_value_that_stays_put_writes_nothing_new(self, app_db, world, clock):
         save_rule(app_db, feedback_rule(), actor="van_hanh", now=clock())
         engine = make_engine(app_db, world, clock)

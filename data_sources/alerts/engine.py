@@ -23,7 +23,7 @@ from data_sources.alerts.evaluate import Change, evaluate_rule
 from data_sources.alerts.model import Rule, config_problems
 from data_sources.alerts.store import (
     active_silences,
-    apply_changes,
+    apply_batch,
     is_silenced,
     list_rules,
     load_states,
@@ -158,15 +158,13 @@ class AlertEngine:
         for attempt in range(CONFLICT_RETRIES + 1):
             if not pending:
                 break
-            retry: list[tuple[Rule, list[Change]]] = []
             with self.app_db.begin() as connection:
-                for rule, changes in pending:
-                    lost = apply_changes(self.app_db, rule, dataset.sector, changes, info, now, connection=connection)
-                    written = [c for c in changes if c.subject not in lost]
-                    report.changes += len(written)
-                    report.events += sum(len(c.events) for c in written)
-                    if lost:
-                        retry.append((rule, [c for c in changes if c.subject in lost]))
+                retry = apply_batch(connection, [(r, dataset.sector, c) for r, c in pending], info, now)
+            lost = {(r.id, c.subject) for r, cs in retry for c in cs}
+            for rule, changes in pending:
+                written = [c for c in changes if (rule.id, c.subject) not in lost]
+                report.changes += len(written)
+                report.events += sum(len(c.events) for c in written)
             if not retry or attempt == CONFLICT_RETRIES:
                 if retry:
                     log.warning("alert states of %s kept changing; %d left for the next poll", dataset_id, len(retry))

@@ -11,12 +11,13 @@ acknowledgement goes to the audit log.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from config.roles import Scope
@@ -280,7 +281,7 @@ def _state_values(state: AlertState) -> dict[str, Any]:
     }
 
 
-def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert state rows, skipping (rule, subject) pairs that exist already; the subjects inserted."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -293,12 +294,12 @@ def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str,
             with connection.begin_nested() as nested:
                 try:
                     connection.execute(insert(alert_states).values(**row))
-                    inserted.add(row["subject"])
+                    inserted.add((row["rule_id"], row["subject"]))
                 except Exception:
                     nested.rollback()
         return inserted
-    result = connection.execute(statement.returning(alert_states.c.subject), rows)
-    return {row.subject for row in result}
+    result = connection.execute(statement.returning(alert_states.c.rule_id, alert_states.c.subject), rows)
+    return {(row.rule_id, row.subject) for row in result}
 
 
 def _event_values(rule: Rule, sector: str, subject: str, ward: str | None, label: str | None, event: Event) -> dict:
@@ -340,75 +341,118 @@ def apply_changes(
     now: datetime,
     connection: Connection | None = None,
 ) -> list[str]:
-    """Write state changes conditionally; returns the subjects that lost a race (nothing written for them)."""
-    conflicts: list[str] = []
-    stamp = utc(now)
-
-    def write(conn: Connection) -> None:
-        changes_list = list(changes)
-        info = {change.subject: subject_info(change.subject) for change in changes_list}
-        written: list[Change] = []
-        fresh = [c for c in changes_list if c.previous.version == 0]
-        if fresh:
-            rows = [
-                {
-                    **_state_values(c.state),
-                    "rule_id": rule.id,
-                    "subject": c.subject,
-                    "dataset": rule.dataset,
-                    "sector": sector,
-                    "ward": info[c.subject][0],
-                    "subject_label": info[c.subject][1],
-                    "version": 1,
-                    "updated_at": stamp,
-                }
-                for c in fresh
-            ]
-            inserted = _insert_many_ignoring_conflicts(conn, rows)
-            for change in fresh:
-                (written if change.subject in inserted else conflicts_list).append(change)
-        for change in changes_list:
-            if change.previous.version == 0:
-                continue
-            ward, label = info[change.subject]
-            done = (
-                conn.execute(
-                    update(alert_states)
-                    .where(
-                        alert_states.c.rule_id == rule.id,
-                        alert_states.c.subject == change.subject,
-                        alert_states.c.version == change.previous.version,
-                    )
-                    .values(
-                        **_state_values(change.state),
-                        ward=ward,
-                        subject_label=label,
-                        version=change.previous.version + 1,
-                        updated_at=stamp,
-                    )
-                ).rowcount
-                == 1
-            )
-            (written if done else conflicts_list).append(change)
-        events = [
-            _event_values(rule, sector, c.subject, info[c.subject][0], info[c.subject][1], e)
-            for c in written
-            for e in c.events
-        ]
-        if events:
-            conn.execute(insert(alert_events), events)
-        notified = [e["event_id"] for e in events if e["notify"]]
-        if notified and rule.targets:
-            enqueue_deliveries(conn, notified, rule.targets, now)
-
-    conflicts_list: list[Change] = []
+    """Write one rule's state changes conditionally; the subjects that lost a race (nothing written for them)."""
+    batch = [(rule, sector, list(changes))]
     if connection is not None:
-        write(connection)
+        lost = apply_batch(connection, batch, subject_info, now)
     else:
         with engine.begin() as conn:
-            write(conn)
-    conflicts.extend(c.subject for c in conflicts_list)
-    return conflicts
+            lost = apply_batch(conn, batch, subject_info, now)
+    return [c.subject for _, changes in lost for c in changes]
+
+
+def apply_batch(
+    connection: Connection,
+    batch: Sequence[tuple[Rule, str, list[Change]]],
+    subject_info: SubjectInfo,
+    now: datetime,
+) -> list[tuple[Rule, list[Change]]]:
+    """Write many rules' changes in a few statements, each row conditional on its version.
+
+    New rows: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. Existing rows: one
+    executemany ``UPDATE ... WHERE version = <read version>`` stamping a fresh write token, then one
+    ``SELECT`` of the rows carrying that token: those are the ones this batch won. Events and outbox
+    rows are written only for won rows. Returns the lost changes per rule, to be re-read and re-evaluated.
+    """
+    stamp = utc(now)
+    token = uuid.uuid4().hex
+    info: dict[str, tuple[str | None, str | None]] = {}
+    fresh_rows, update_params = [], []
+    for rule, sector, changes in batch:
+        for change in changes:
+            if change.subject not in info:
+                info[change.subject] = subject_info(change.subject)
+            ward, label = info[change.subject]
+            values = _state_values(change.state)
+            if change.previous.version == 0:
+                fresh_rows.append(
+                    {
+                        **values,
+                        "rule_id": rule.id,
+                        "subject": change.subject,
+                        "dataset": rule.dataset,
+                        "sector": sector,
+                        "ward": ward,
+                        "subject_label": label,
+                        "version": 1,
+                        "updated_at": stamp,
+                        "write_token": token,
+                    }
+                )
+            else:
+                update_params.append(
+                    {
+                        **{f"new_{k}": v for k, v in values.items()},
+                        "b_rule": rule.id,
+                        "b_subject": change.subject,
+                        "b_version": change.previous.version,
+                        "new_version": change.previous.version + 1,
+                        "new_ward": ward,
+                        "new_label": label,
+                    }
+                )
+    won: set[tuple[int, str]] = set()
+    if fresh_rows:
+        won |= _insert_many_ignoring_conflicts(connection, fresh_rows)
+    if update_params:
+        columns = [k.removeprefix("new_") for k in update_params[0] if k.startswith("new_")]
+        named = {"version", "ward", "label"}
+        connection.execute(
+            update(alert_states)
+            .where(
+                alert_states.c.rule_id == bindparam("b_rule"),
+                alert_states.c.subject == bindparam("b_subject"),
+                alert_states.c.version == bindparam("b_version"),
+            )
+            .values(
+                **{k: bindparam(f"new_{k}") for k in columns if k not in named},
+                ward=bindparam("new_ward"),
+                subject_label=bindparam("new_label"),
+                version=bindparam("new_version"),
+                updated_at=stamp,
+                write_token=token,
+            ),
+            update_params,
+        )
+        rule_ids = sorted({p["b_rule"] for p in update_params})
+        won |= {
+            (row.rule_id, row.subject)
+            for row in connection.execute(
+                select(alert_states.c.rule_id, alert_states.c.subject).where(
+                    alert_states.c.write_token == token, alert_states.c.rule_id.in_(rule_ids)
+                )
+            )
+        }
+    lost: list[tuple[Rule, list[Change]]] = []
+    events, deliveries = [], []
+    for rule, sector, changes in batch:
+        rule_lost = []
+        for change in changes:
+            if (rule.id, change.subject) not in won:
+                rule_lost.append(change)
+                continue
+            ward, label = info[change.subject]
+            for event in change.events:
+                events.append(_event_values(rule, sector, change.subject, ward, label, event))
+                if event.notify and rule.targets:
+                    deliveries.append((event.event_id, rule.targets))
+        if rule_lost:
+            lost.append((rule, rule_lost))
+    if events:
+        connection.execute(insert(alert_events), events)
+    for event_id, targets in deliveries:
+        enqueue_deliveries(connection, [event_id], targets, now)
+    return lost
 
 
 @dataclass(frozen=True)

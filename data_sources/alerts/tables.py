@@ -77,6 +77,8 @@ alert_states = Table(
     Column("notified", Boolean, nullable=False, default=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # set by the batch that last wrote the row: how a batched conditional update learns which rows it won
+    Column("write_token", String(32)),
     UniqueConstraint("rule_id", "subject", name="uq_alert_states_rule_subject"),
     Index("ix_alert_states_state", "state"),
     Index("ix_alert_states_alert_id", "alert_id"),
