@@ -169,6 +169,18 @@ def field(name: str, label: str, control, lang: str, hint: str | None = None) ->
     return html.Div(children, className=f"field field-{name}")
 
 
+def threshold_field(name: str, number_id: str, attribute_id: str, lang: str) -> html.Div:
+    """A threshold: a number, or (per entity) the name of one of the entity's attributes."""
+    pair = html.Div(
+        [
+            dcc.Input(id=number_id, value="", inputMode="decimal"),
+            dcc.Dropdown(id=attribute_id, options=[], placeholder=t("alerts.field.or_attribute", lang), disabled=True),
+        ],
+        className="threshold-pair",
+    )
+    return field(name, t(f"alerts.field.{name}", lang), pair, lang)
+
+
 def rule_form(context: AppContext, owner: str, lang: str) -> html.Div:
     """The create/edit form."""
     units = context.units
@@ -224,40 +236,8 @@ def rule_form(context: AppContext, owner: str, lang: str) -> html.Div:
                         dcc.Dropdown(id=ids.RULE_COMPARATOR, options=comparator_options, value=">", clearable=False),
                         lang,
                     ),
-                    field(
-                        "warning",
-                        t("alerts.field.warning", lang),
-                        html.Div(
-                            [
-                                dcc.Input(id=ids.RULE_WARNING, value="", inputMode="decimal"),
-                                dcc.Dropdown(
-                                    id=ids.RULE_WARNING_ATTRIBUTE,
-                                    options=[],
-                                    placeholder=t("alerts.field.or_attribute", lang),
-                                    disabled=True,
-                                ),
-                            ],
-                            className="threshold-pair",
-                        ),
-                        lang,
-                    ),
-                    field(
-                        "critical",
-                        t("alerts.field.critical", lang),
-                        html.Div(
-                            [
-                                dcc.Input(id=ids.RULE_CRITICAL, value="", inputMode="decimal"),
-                                dcc.Dropdown(
-                                    id=ids.RULE_CRITICAL_ATTRIBUTE,
-                                    options=[],
-                                    placeholder=t("alerts.field.or_attribute", lang),
-                                    disabled=True,
-                                ),
-                            ],
-                            className="threshold-pair",
-                        ),
-                        lang,
-                    ),
+                    threshold_field("warning", ids.RULE_WARNING, ids.RULE_WARNING_ATTRIBUTE, lang),
+                    threshold_field("critical", ids.RULE_CRITICAL, ids.RULE_CRITICAL_ATTRIBUTE, lang),
                     field(
                         "hold_minutes",
                         t("alerts.field.hold_minutes", lang),

@@ -4,12 +4,6 @@ headless Chromium."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-from datetime import timedelta
-
 import numpy as np
 import pytest
 from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
@@ -18,7 +12,6 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import func, select, update
 
-from config.settings import PROJECT_DIR
 from data_sources.alerts.tables import alert_events
 from data_sources.clock import system_clock
 from data_sources.demo import schema
@@ -26,70 +19,30 @@ from data_sources.demo.generate import (
     DEFAULT_SEED,
     build_world,
     feedback_reports,
-    generate_warehouse,
     stream,
     to_seconds,
     write_rows,
 )
 from data_sources.demo.schema import OPEN_FEEDBACK_STATUSES
-from data_sources.users import create_schema, create_user
+from data_sources.users import create_user
 from data_sources.warehouse import create_warehouse_engine
 from tests.browser.conftest import save_screenshot
-from tests.browser.test_demo_flow import click_when_ready, free_port, pick_option, wait_for_http
-from tests.conftest import fast_datasets_file
+from tests.browser.test_demo_flow import PASSWORD, click_when_ready, live_demo, pick_option  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
-POLL_SECONDS = 2
-PASSWORD = "browser test password"
 RULE_NAME = "Phản ánh tồn đọng toàn thành phố"
 COMMENT = "Đã chuyển các phường xử lý trong ngày"
 NEW_REPORTS = 3
 
 
 @pytest.fixture
-def live(tmp_path):
-    """Warehouse generated for "now", an operator account, poller and web processes; stopped afterwards."""
-    warehouse_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    now = system_clock()
-    generate_warehouse(warehouse_url, now=now, scale=0.02, start=(now - timedelta(days=10)).date())
-    env = dict(
-        os.environ,
-        IOC_WAREHOUSE_URL=warehouse_url,
-        IOC_APP_DB_URL=f"sqlite:///{tmp_path / 'app.db'}",
-        IOC_SNAPSHOT_URL=f"sqlite:///{tmp_path / 'snapshots.db'}",
-        IOC_SECRET_KEY=secrets.token_urlsafe(48),
-        IOC_DATASETS_FILE=str(fast_datasets_file(tmp_path, f"{POLL_SECONDS}s")),
-        IOC_REFRESH_SECONDS="1",
-    )
-    app_db = create_warehouse_engine(env["IOC_APP_DB_URL"])
-    create_schema(app_db)
+def live(live_demo, tmp_path):  # noqa: F811 - the imported fixture, requested by name
+    """The demo flow's live poller and web processes, plus an operator account in their app database."""
+    app_db = create_warehouse_engine(f"sqlite:///{tmp_path / 'app.db'}")
     create_user(app_db, "van_hanh", PASSWORD, "operator", display_name="Cán bộ vận hành")
-    port = free_port()
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "app.py", *args],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=open(logs / f"{name}.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        for name, args in (("poller", ["poller"]), ("web", ["web", "--port", str(port)]))
-    }
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield {"url": f"http://127.0.0.1:{port}", "warehouse": warehouse_url, "app_db": app_db, "logs": logs}
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        app_db.dispose()
+    yield live_demo | {"app_db": app_db}
+    app_db.dispose()
 
 
 def open_reports(warehouse_url: str) -> int:
