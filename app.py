@@ -215,22 +215,29 @@ def run_poller(settings: Settings) -> None:
     """Run the poller until SIGINT/SIGTERM."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from dashboards.alerts.text import notification_text
+    from data_sources.alerts.runtime import Alerting
     from data_sources.clock import LOCAL_TZ
     from data_sources.scheduler import Poller
 
     catalogue = load_datasets(settings.datasets_file)
+    store = open_snapshot_store(settings.snapshot_url)
+    alerting = Alerting(settings, catalogue, store, render=notification_text)  # alerts: evaluated after each poll
     poller = Poller(
-        catalogue, create_warehouse_engine(settings.warehouse_url), open_snapshot_store(settings.snapshot_url)
+        catalogue, create_warehouse_engine(settings.warehouse_url), store, after_poll=(alerting.after_poll,)
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)
+    alerting.schedule(scheduler, poller)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     scheduler.start()
+    alerting.start()
     log.info("poller %s started with %d datasets", poller.owner, len(catalogue.datasets))
     stop.wait()
     scheduler.shutdown(wait=True)
+    alerting.stop()
     poller.release()
 
 

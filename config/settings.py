@@ -56,6 +56,8 @@ class Settings:
     def split_override_map(self) -> dict[str, str]:
         """``split_overrides`` as old code -> new code."""
         return dict(self.split_overrides)
+    smtp_url: str | None = None
+    """Where alert e-mail goes: smtp://[user:password@]host[:port]?from=address[&starttls=1]."""
 
 
 def _resolve_sqlite(url: str) -> str:
@@ -258,4 +260,14 @@ def load_settings(path: Path | str | None = None) -> Settings:
         boundaries_tolerance_m=tolerance,
         boundaries_cache_dir=_resolve_path(cache_dir) if cache_dir != "none" else None,
         pseudo_language=values.boolean("pseudo_language", False),
+        smtp_url=_smtp_url(values),
     )
+
+
+def _smtp_url(values: _Values) -> str | None:
+    """The optional SMTP server of alert e-mail."""
+    url = values.text("smtp_url", required=False)
+    if url and not url.startswith(("smtp://", "smtps://")):
+        _, where = values.raw("smtp_url")
+        raise ConfigError(where, "smtp_url", f"expected smtp://host:port?from=address, got {url!r}")
+    return url

@@ -3,9 +3,5 @@
 One line per feature module; the order does not matter.
 """
 
-import dashboards.admin  # noqa: F401
-from dashboards import (
-    pages,  # noqa: F401
-    pre_merger,  # noqa: F401
-    units_page,  # noqa: F401
-)
+from dashboards import admin, pages, pre_merger, units_page  # noqa: F401
+from dashboards.alerts import banner, history, rules  # noqa: F401

@@ -69,6 +69,63 @@ AUDIT_PREV = "audit-prev"
 AUDIT_NEXT = "audit-next"
 AUDIT_PAGE = "audit-page-label"
 AUDIT_CURSOR = "audit-cursor"
+# alerts: banner on every page, alerts page, rules page
+ALERT_BANNER = "alert-banner"
+ALERT_BANNER_STATE = "alert-banner-state"
+ALERT_TICKER = "alert-ticker"
+ALERT_ACK_TARGET = "alert-ack-target"
+ALERT_ACK_PANEL = "alert-ack-panel"
+ALERT_ACK_TITLE = "alert-ack-title"
+ALERT_ACK_COMMENT = "alert-ack-comment"
+ALERT_ACK_SUBMIT = "alert-ack-submit"
+ALERT_ACK_CANCEL = "alert-ack-cancel"
+ALERT_ACK_ERROR = "alert-ack-error"
+ALERTS_ACTIVE = "alerts-active"
+HISTORY_DATES = "alert-history-dates"
+HISTORY_SECTOR = "alert-history-sector"
+HISTORY_WARD = "alert-history-ward"
+HISTORY_SEVERITY = "alert-history-severity"
+HISTORY_KIND = "alert-history-kind"
+HISTORY_TABLE = "alert-history-table"
+HISTORY_COUNT = "alert-history-count"
+HISTORY_EXPORT = "alert-history-export"
+HISTORY_DOWNLOAD = "alert-history-download"
+RULES_LIST = "alert-rules-list"
+RULES_VERSION = "alert-rules-version"
+RULE_EDITING = "alert-rule-editing"
+RULE_FORM_TITLE = "alert-rule-form-title"
+RULE_MESSAGE = "alert-rule-message"
+RULE_NEW = "alert-rule-new"
+RULE_SAVE = "alert-rule-save"
+RULE_PREVIEW = "alert-rule-preview"
+RULE_PREVIEW_GRAPH = "alert-rule-preview-graph"
+RULE_PREVIEW_RESULT = "alert-rule-preview-result"
+RULE_NAME = "alert-rule-name"
+RULE_DATASET = "alert-rule-dataset"
+RULE_KPI = "alert-rule-kpi"
+RULE_SCOPE = "alert-rule-scope"
+RULE_WARD = "alert-rule-ward"
+RULE_COMPARATOR = "alert-rule-comparator"
+RULE_WARNING = "alert-rule-warning"
+RULE_WARNING_ATTRIBUTE = "alert-rule-warning-attribute"
+RULE_CRITICAL = "alert-rule-critical"
+RULE_CRITICAL_ATTRIBUTE = "alert-rule-critical-attribute"
+RULE_HOLD = "alert-rule-hold"
+RULE_MARGIN = "alert-rule-margin"
+RULE_NO_DATA = "alert-rule-no-data"
+RULE_ENABLED = "alert-rule-enabled"
+RULE_OWNER = "alert-rule-owner"
+RULE_DESCRIPTION = "alert-rule-description"
+RULE_TARGETS = "alert-rule-targets"
+SILENCE_KIND = "alert-silence-kind"
+SILENCE_RULE = "alert-silence-rule"
+SILENCE_WARD = "alert-silence-ward"
+SILENCE_HOURS = "alert-silence-hours"
+SILENCE_REASON = "alert-silence-reason"
+SILENCE_CREATE = "alert-silence-create"
+SILENCE_MESSAGE = "alert-silence-message"
+SILENCES_LIST = "alert-silences-list"
+SILENCES_VERSION = "alert-silences-version"
 
 
 def kpi_tile(dataset: str, kpi: str) -> dict[str, str]:
@@ -91,3 +148,36 @@ OLD_UNITS_TABLE = "old-units-table"
 OLD_UNITS_SUMMARY = "old-units-summary"
 OLD_UNITS_EXPORT = "old-units-export"
 OLD_UNITS_DOWNLOAD = "old-units-download"
+def alert_ack_open(alert_id: str) -> dict[str, str]:
+    """Id of the "acknowledge" button of one active alert (banner and alerts page)."""
+    return {"type": "alert-ack-open", "alert": alert_id}
+
+
+def rule_error(field: str) -> dict[str, str]:
+    """Id of the validation message shown next to one rule-form field."""
+    return {"type": "alert-rule-error", "field": field}
+
+
+def rule_edit(rule_id: int | str) -> dict:
+    """Id of a rule's "edit" button."""
+    return {"type": "alert-rule-edit", "rule": rule_id}
+
+
+def rule_clone(rule_id: int | str) -> dict:
+    """Id of a rule's "clone" button."""
+    return {"type": "alert-rule-clone", "rule": rule_id}
+
+
+def rule_toggle(rule_id: int | str) -> dict:
+    """Id of a rule's "disable"/"enable" button."""
+    return {"type": "alert-rule-toggle", "rule": rule_id}
+
+
+def silence_error(field: str) -> dict[str, str]:
+    """Id of the validation message next to one silence-form field."""
+    return {"type": "alert-silence-error", "field": field}
+
+
+def silence_end(silence_id: int | str) -> dict:
+    """Id of a silence's "end now" button."""
+    return {"type": "alert-silence-end", "silence": silence_id}

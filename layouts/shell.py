@@ -5,6 +5,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from layouts import ids
+from layouts.alert_banner import alert_banner
 from layouts.i18n import LANGUAGES, t
 
 CLOCK_TICK_MS = 1000
@@ -75,6 +76,8 @@ def shell(lang: str, user_label: str, refresh_seconds: int, csrf_token: str = ""
                 className="app-header",
             ),
             html.Div(id=ids.UNAVAILABLE, className="unavailable", role="alert"),
+            # alerts: active alerts on every page (filled by dashboards/alerts/banner.py)
+            alert_banner(lang),
             html.Main(id=ids.PAGE, className="page"),
         ],
         className="app",
