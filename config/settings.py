@@ -51,13 +51,13 @@ class Settings:
     boundaries_cache_dir: Path | None = None
     pseudo_language: bool = False
     """Test-only: enables the pseudo-language ``xx`` (``/lang/xx``). Never set in production."""
+    smtp_url: str | None = None
+    """Where alert e-mail goes: smtp://[user:password@]host[:port]?from=address[&starttls=1]."""
 
     @property
     def split_override_map(self) -> dict[str, str]:
         """``split_overrides`` as old code -> new code."""
         return dict(self.split_overrides)
-    smtp_url: str | None = None
-    """Where alert e-mail goes: smtp://[user:password@]host[:port]?from=address[&starttls=1]."""
 
 
 def _resolve_sqlite(url: str) -> str:

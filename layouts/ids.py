@@ -148,6 +148,8 @@ OLD_UNITS_TABLE = "old-units-table"
 OLD_UNITS_SUMMARY = "old-units-summary"
 OLD_UNITS_EXPORT = "old-units-export"
 OLD_UNITS_DOWNLOAD = "old-units-download"
+
+
 def alert_ack_open(alert_id: str) -> dict[str, str]:
     """Id of the "acknowledge" button of one active alert (banner and alerts page)."""
     return {"type": "alert-ack-open", "alert": alert_id}

@@ -36,6 +36,7 @@ from data_sources.kpis import (
     LATEST_HORIZON_FACTOR,
     compute_kpi,
     frame_bucket_seconds,
+    kpi_by_entity,
     kpi_by_ward,
     kpi_measure_agg,
     window_frame,
@@ -49,6 +50,7 @@ from data_sources.poller import BUCKET, ENTITY, UNIT, bucket_start, to_epoch
 from data_sources.snapshots import Snapshot
 
 KNOWN_KINDS = ("sum", "ratio", "mean", "state", "state_ratio", "latest_ratio", "latest_max")
+WINDOWED_KINDS = ("sum", "ratio", "mean")
 ZERO_WHEN_EMPTY = ("sum", "state")
 """Kinds whose value over no rows is 0 (a count of nothing), not "no value"."""
 HOUR = 3600
@@ -233,6 +235,11 @@ class SubjectValues:
         if key not in self._cache:
             if kpi.kind not in KNOWN_KINDS:
                 self._cache[key] = {}
+            elif self.dataset.by_entity and kpi.kind in WINDOWED_KINDS:
+                # hourly and daily rollups carry no entity; the dataset's own per-entity rollup does
+                series = kpi_by_entity(self.dataset, kpi, self.snapshot, self.now, self.crosswalk)
+                known = list(dict.fromkeys([*self.entities.index.astype(str), *series.index.astype(str)]))
+                self._cache[key] = _complete(series, known, kpi.kind)
             else:
                 series = grouped_kpi(
                     self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "entity", self.frames()
