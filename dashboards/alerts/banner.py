@@ -11,12 +11,13 @@ from collections.abc import Mapping
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import request
+from flask import abort, request
 
 from config.roles import EDIT_ALERTS, VIEW, has_permission
 from dashboards.alerts.text import SEVERITY_ICONS, condition_text, severity_label, subject_label, value_text, when_text
 from dashboards.context import AppContext, get_context
 from dashboards.registry import callback
+from dashboards.sectors import sector_page_for
 from dashboards.security import current_account, request_language, secured
 from data_sources.alerts.evaluate import FIRING, TransitionError
 from data_sources.alerts.store import ActiveAlert, acknowledge_alert, active_alerts, alerts_signature
@@ -122,10 +123,13 @@ def ticker_for(context: AppContext, account: Account, lang: str) -> list:
     State(ids.ALERT_BANNER_STATE, "data"),
 )
 @secured(VIEW)
-def update_banner(_n, _pathname, known):
+def update_banner(_n, pathname, known):
     """Refresh the banner when the active alerts the account may see changed."""
     context = get_context()
     account = current_account()
+    page = sector_page_for(pathname or "")
+    if page is not None and not account.scope.allows_sector(page.sector):
+        abort(403)  # a forged path outside the account's scope is refused like on every other callback
     lang = request_language()
     signature = alerts_signature(context.app_db, account.scope, context.now()) + lang
     if signature == known and ctx.triggered_id == ids.REFRESH:
