@@ -55,6 +55,7 @@ def create_app(
     """Build the Dash app on its own Flask server with the login guard installed."""
     from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
+    from dashboards.export import blueprint as records_export
     from dashboards.registry import register_callbacks
     from dashboards.security import LANGUAGE_COOKIE, current_account, install_security, request_language
     from layouts.i18n import LANGUAGES, t
@@ -87,6 +88,7 @@ def create_app(
     server = Flask(__name__)
     server.secret_key = settings.secret_key
     install_security(server, app_db, idle_minutes=settings.session_idle_minutes, secure_cookies=settings.secure_cookies)
+    server.register_blueprint(records_export)
 
     @server.route("/lang/<code>")
     def switch_language(code: str) -> Response:
@@ -146,12 +148,13 @@ def run_poller(settings: Settings) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from data_sources.clock import LOCAL_TZ
+    from data_sources.points import PointsPublisher
     from data_sources.scheduler import Poller
 
     catalogue = load_datasets(settings.datasets_file)
-    poller = Poller(
-        catalogue, create_warehouse_engine(settings.warehouse_url), open_snapshot_store(settings.snapshot_url)
-    )
+    warehouse = create_warehouse_engine(settings.warehouse_url)
+    store = open_snapshot_store(settings.snapshot_url)
+    poller = Poller(catalogue, warehouse, store, after_poll=(PointsPublisher(catalogue, warehouse, store),))
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)
     stop = threading.Event()

@@ -9,8 +9,8 @@ from dash import Output, dcc
 from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
-from dashboards.view import SECTOR_CARD_INPUTS, resolve_sector_view
-from data_sources.kpis import measure_series
+from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
+from data_sources.figures import line_values, series_frame
 from layouts import ids
 from layouts.i18n import t
 from layouts.theme import base_layout
@@ -21,18 +21,69 @@ def layout() -> dcc.Graph:
     return dcc.Graph(id=ids.SERIES, config={"displaylogo": False}, className="series-graph")
 
 
-def build_series_figure(series: pd.DataFrame, labels: dict[str, str], empty_message: str) -> go.Figure:
-    """Lines per measure over time; an annotated empty figure when there is nothing to draw."""
+def build_series_figure(
+    series: pd.DataFrame, labels: dict[str, str], empty_message: str, *, secondary: frozenset[str] = frozenset()
+) -> go.Figure:
+    """Lines per column of ``series`` (besides ``time``); an annotated empty figure when there is nothing to draw.
+
+    ``labels`` maps column -> legend label; columns in ``secondary`` use a right-hand axis. A line
+    whose values are all zero or missing counts as nothing to draw; when every line is like that,
+    the figure says so in words.
+    """
     figure = go.Figure(layout=base_layout(uirevision="series", hovermode="x unified"))
-    measures = [m for m in labels if m in series]
-    if series.empty or not measures or float(series[measures].to_numpy().sum()) == 0:
+    columns = [c for c in labels if c in series]
+    values = series[columns].astype("float64") if columns else pd.DataFrame()
+    if series.empty or not columns or not (values.fillna(0) != 0).to_numpy().any():
         figure.add_annotation(text=empty_message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         figure.update_xaxes(visible=False)
         figure.update_yaxes(visible=False)
         return figure
-    for measure in measures:
-        figure.add_trace(go.Scatter(x=series["time"], y=series[measure], name=labels[measure], mode="lines"))
+    for column in columns:
+        figure.add_trace(
+            go.Scatter(
+                x=series["time"],
+                y=series[column],
+                name=labels[column],
+                mode="lines",
+                connectgaps=True,
+                yaxis="y2" if column in secondary else "y",
+            )
+        )
+    if secondary & set(columns):
+        figure.update_layout(
+            yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+            margin={"r": 48},
+        )
     return figure
+
+
+def view_series(view: SectorView) -> pd.DataFrame:
+    """One column per declared line (``time`` first), every line on the same buckets."""
+    context, page = view.context, view.page
+    lines = pd.DataFrame()
+    for line in page.series:
+        snapshot = context.snapshot(line.dataset)
+        if snapshot is None:
+            continue
+        dataset = context.catalogue.get(line.dataset)
+        measures = [line.measure] + ([line.over] if line.over else [])
+        frame = series_frame(
+            dataset,
+            measures,
+            snapshot,
+            context.now(),
+            context.crosswalk,
+            wards=view.wards,
+            window=view.state.window if view.span is None else "all",
+            span=view.span,
+        )
+        if frame.empty:
+            continue
+        values = pd.DataFrame(
+            {"time": frame["time"], line.name: line_values(frame, line.measure, line.over, line.scale)}
+        )
+        lines = values if lines.empty else lines.merge(values, on="time", how="outer")
+    return lines.sort_values("time").reset_index(drop=True) if not lines.empty else lines
 
 
 @callback(
@@ -43,20 +94,7 @@ def build_series_figure(series: pd.DataFrame, labels: dict[str, str], empty_mess
 def update_series(_versions, search, pathname):
     """Rebuild the series when a snapshot or the view changes."""
     view = resolve_sector_view(pathname, search)
-    context, page = view.context, view.page
-    dataset = context.catalogue.get(page.series_dataset)
-    snapshot = context.snapshot(dataset.id)
-    labels = {m: t(f"measure.{dataset.id}.{m}", view.lang) for m in page.series_measures}
-    empty = t("empty.no_data_window", view.lang, window=t(f"window.{view.state.window}", view.lang))
-    if snapshot is None:
-        return build_series_figure(pd.DataFrame(), labels, empty)
-    series = measure_series(
-        dataset,
-        list(page.series_measures),
-        snapshot,
-        context.now(),
-        context.crosswalk,
-        window=view.state.window,
-        wards=view.wards,
-    )
-    return build_series_figure(series, labels, empty)
+    labels = {line.name: t(f"series.{line.name}", view.lang) for line in view.page.series}
+    empty = t(f"empty.{view.page.sector}", view.lang, place=view.place_label(), window=view.window_label())
+    secondary = frozenset(line.name for line in view.page.series if line.axis == 2)
+    return build_series_figure(view_series(view), labels, empty, secondary=secondary)

@@ -1,0 +1,121 @@
+"""Card: the ward league table. Sortable on every column; a row opens its ward (the drill-down)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dash import Output, ctx, dash_table, html, no_update
+from dash.dash_table.Format import Format, Group, Scheme
+
+from config.roles import VIEW
+from dashboards.registry import callback
+from dashboards.security import secured
+from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
+from data_sources.figures import kpi_per_ward
+from layouts import ids
+from layouts.components import empty_state
+from layouts.i18n import t
+
+WARD_COLUMN = "ward_name"
+LOCALES = {"vi": {"decimal": ",", "group": "."}, "en": {"decimal": ".", "group": ","}}
+
+
+def layout() -> html.Div:
+    """The table, filled by the callback."""
+    return html.Div(
+        [
+            html.Div(id=ids.LEAGUE_NOTE, className="league-note"),
+            dash_table.DataTable(
+                id=ids.LEAGUE,
+                data=[],
+                columns=[],
+                sort_action="native",
+                sort_mode="single",
+                page_action="none",
+                fixed_rows={"headers": True},
+                style_table={"maxHeight": "420px", "overflowY": "auto"},
+                style_cell={"fontFamily": "inherit", "fontSize": 13, "textAlign": "right", "cursor": "pointer"},
+                style_cell_conditional=[{"if": {"column_id": WARD_COLUMN}, "textAlign": "left", "minWidth": 180}],
+                style_header={"fontWeight": "600"},
+            ),
+        ]
+    )
+
+
+def column_id(dataset: str, kpi: str) -> str:
+    """Table column id of one (dataset, KPI) column."""
+    return f"{dataset}__{kpi}"
+
+
+def league_frame(view: SectorView) -> pd.DataFrame:
+    """One row per ward in scope: its name and each declared KPI."""
+    context = view.context
+    units = context.units_in_scope(view.account.scope)
+    codes = list(units["code"])
+    frame = pd.DataFrame({"id": codes, WARD_COLUMN: list(units["name" if view.lang != "en" else "name_en"])})
+    for dataset_id, kpi_id in view.page.league_columns:
+        dataset = context.catalogue.get(dataset_id)
+        kpi = dataset.kpi(kpi_id)
+        snapshot = context.snapshot(dataset_id)
+        if snapshot is None:
+            values = pd.Series(float("nan"), index=codes)
+        else:
+            window = view.state.window if view.span is None else "all"
+            values = kpi_per_ward(
+                dataset, kpi, snapshot, context.now(), context.crosswalk, codes, window=window, span=view.span
+            )
+        frame[column_id(dataset_id, kpi_id)] = values.reindex(codes).to_numpy()
+    return frame
+
+
+def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list, list]:
+    """Columns (numbers in the interface's format), rows, and the default sort (worst first)."""
+    lang = view.lang
+    columns = [{"name": t("league.ward", lang), "id": WARD_COLUMN}]
+    first_sort = []
+    for dataset_id, kpi_id in view.page.league_columns:
+        kpi = view.context.catalogue.get(dataset_id).kpi(kpi_id)
+        label = t(f"kpi.{dataset_id}.{kpi_id}", lang) + (f" ({kpi.unit})" if kpi.unit else "")
+        columns.append(
+            {
+                "name": label,
+                "id": column_id(dataset_id, kpi_id),
+                "type": "numeric",
+                "format": Format(precision=kpi.decimals, scheme=Scheme.fixed, group=Group.yes),
+            }
+        )
+        if not first_sort:
+            first_sort = [
+                {"column_id": column_id(dataset_id, kpi_id), "direction": "desc" if kpi.good == "down" else "asc"}
+            ]
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return columns, rows, first_sort
+
+
+@callback(
+    Output(ids.LEAGUE, "data"),
+    Output(ids.LEAGUE, "columns"),
+    Output(ids.LEAGUE, "sort_by"),
+    Output(ids.LEAGUE, "locale_format"),
+    Output(ids.LEAGUE, "style_data_conditional"),
+    Output(ids.LEAGUE_NOTE, "children"),
+    *SECTOR_CARD_INPUTS,
+)
+@secured(VIEW)
+def update_league(_versions, search, pathname):
+    """Rebuild the league table when a snapshot or the view changes; the selected ward is highlighted."""
+    view = resolve_sector_view(pathname, search)
+    frame = league_frame(view)
+    columns, rows, sort_by = build_league(view, frame)
+    numbers = frame.drop(columns=["id", WARD_COLUMN])
+    note = (
+        empty_state(t("league.empty", view.lang, window=view.window_label()))
+        if numbers.empty or numbers.isna().all().all()
+        else t("league.hint", view.lang, window=view.window_label())
+    )
+    highlight = (
+        [{"if": {"filter_query": f'{{id}} = "{view.state.ward}"'}, "backgroundColor": "#ddf4ff", "fontWeight": 600}]
+        if view.state.ward
+        else []
+    )
+    sort_by = sort_by if ctx.triggered_id is None else no_update  # keep the user's sort across refreshes
+    return rows, columns, sort_by, LOCALES.get(view.lang, LOCALES["vi"]), highlight, note
