@@ -148,7 +148,7 @@ def sector_layout(page: SectorPage, state: ViewState, context: AppContext, accou
                 [
                     card(
                         t("card.league", lang),
-                        league.layout(),
+                        league.layout(page, context.catalogue),
                         extra=freshness_label("league", tuple(dict.fromkeys(d for d, _ in page.league_columns))),
                     ),
                     card(

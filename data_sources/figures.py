@@ -39,6 +39,10 @@ WINDOWED_KINDS = ("sum", "ratio", "mean")
 FINE_SPAN_SECONDS = 3 * 86400
 """Custom ranges up to this long are drawn per hour (while hourly rollups cover them), longer ones per day."""
 
+DRAW_SECONDS = {"24h": None, "7d": 3 * 3600, "30d": 86400, "all": 86400}
+"""Bucket a series is drawn at per window (None: the frame's own); a ward's hourly counts over 30
+days are mostly zeros and spikes, its daily counts read as a trend."""
+
 
 def day_span(start: date, end: date) -> Span:
     """The local days ``start``..``end`` (both included) as a bucket span."""
@@ -185,6 +189,7 @@ def series_frame(
         size = frame_bucket_seconds(dataset, frame_name)
         first = window_start(window, now, size)
         last = to_epoch(now)
+        size = max(size, DRAW_SECONDS.get(window) or size)
     else:
         fine = span[1] - span[0] <= FINE_SPAN_SECONDS and span[0] >= to_epoch(now) - HOURLY_SECONDS
         frame_name = "hourly" if fine else "daily"
@@ -198,7 +203,8 @@ def series_frame(
     if wards is not None:
         frame = frame.loc[frame[WARD].isin(wards)]
     frame = frame.loc[(frame[BUCKET] >= first) & (frame[BUCKET] <= last)]
-    grouped = frame.groupby(BUCKET)[present].agg({m: kpi_measure_agg(dataset, m) for m in present})
+    drawn = frame[BUCKET] - frame[BUCKET] % size
+    grouped = frame.groupby(drawn)[present].agg({m: kpi_measure_agg(dataset, m) for m in present})
     full_index = pd.RangeIndex(first - first % size, last + 1, size)
     grouped = grouped.reindex(full_index, fill_value=0.0)
     result = grouped.reset_index(names=BUCKET)

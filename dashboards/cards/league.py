@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import pandas as pd
-from dash import Output, ctx, dash_table, html, no_update
+from dash import Output, dash_table, html
 from dash.dash_table.Format import Format, Group, Scheme
 
 from config.roles import VIEW
 from dashboards.registry import callback
+from dashboards.sectors import SectorPage
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
 from data_sources.figures import kpi_per_ward
 from layouts import ids
 from layouts.components import empty_state
 from layouts.i18n import t
+from layouts.theme import FONT
 
 WARD_COLUMN = "ward_name"
 LOCALES = {"vi": {"decimal": ",", "group": "."}, "en": {"decimal": ".", "group": ","}}
 
 
-def layout() -> html.Div:
-    """The table, filled by the callback."""
+def default_sort(page, catalogue) -> list[dict]:
+    """Worst first on the first column: highest for "lower is better" KPIs, lowest otherwise."""
+    dataset_id, kpi_id = page.league_columns[0]
+    kpi = catalogue.get(dataset_id).kpi(kpi_id)
+    return [{"column_id": column_id(dataset_id, kpi_id), "direction": "desc" if kpi.good == "down" else "asc"}]
+
+
+def layout(page: SectorPage, catalogue) -> html.Div:
+    """The table, filled by the callback; sorted worst first until the user sorts otherwise."""
     return html.Div(
         [
             html.Div(id=ids.LEAGUE_NOTE, className="league-note"),
@@ -30,12 +39,12 @@ def layout() -> html.Div:
                 columns=[],
                 sort_action="native",
                 sort_mode="single",
+                sort_by=default_sort(page, catalogue),
                 page_action="none",
-                fixed_rows={"headers": True},
-                style_table={"maxHeight": "420px", "overflowY": "auto"},
-                style_cell={"fontFamily": "inherit", "fontSize": 13, "textAlign": "right", "cursor": "pointer"},
-                style_cell_conditional=[{"if": {"column_id": WARD_COLUMN}, "textAlign": "left", "minWidth": 180}],
-                style_header={"fontWeight": "600"},
+                style_table={"maxHeight": "460px", "overflowY": "auto"},
+                style_cell={"fontFamily": FONT, "fontSize": 13, "textAlign": "right", "cursor": "pointer"},
+                style_cell_conditional=[{"if": {"column_id": WARD_COLUMN}, "textAlign": "left", "minWidth": 150}],
+                style_header={"fontWeight": "600", "whiteSpace": "normal", "height": "auto", "textAlign": "center"},
             ),
         ]
     )
@@ -67,11 +76,10 @@ def league_frame(view: SectorView) -> pd.DataFrame:
     return frame
 
 
-def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list, list]:
-    """Columns (numbers in the interface's format), rows, and the default sort (worst first)."""
+def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
+    """Columns (numbers in the interface's format) and rows."""
     lang = view.lang
     columns = [{"name": t("league.ward", lang), "id": WARD_COLUMN}]
-    first_sort = []
     for dataset_id, kpi_id in view.page.league_columns:
         kpi = view.context.catalogue.get(dataset_id).kpi(kpi_id)
         label = t(f"kpi.{dataset_id}.{kpi_id}", lang) + (f" ({kpi.unit})" if kpi.unit else "")
@@ -83,18 +91,13 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list, lis
                 "format": Format(precision=kpi.decimals, scheme=Scheme.fixed, group=Group.yes),
             }
         )
-        if not first_sort:
-            first_sort = [
-                {"column_id": column_id(dataset_id, kpi_id), "direction": "desc" if kpi.good == "down" else "asc"}
-            ]
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return columns, rows, first_sort
+    return columns, rows
 
 
 @callback(
     Output(ids.LEAGUE, "data"),
     Output(ids.LEAGUE, "columns"),
-    Output(ids.LEAGUE, "sort_by"),
     Output(ids.LEAGUE, "locale_format"),
     Output(ids.LEAGUE, "style_data_conditional"),
     Output(ids.LEAGUE_NOTE, "children"),
@@ -105,7 +108,7 @@ def update_league(_versions, search, pathname):
     """Rebuild the league table when a snapshot or the view changes; the selected ward is highlighted."""
     view = resolve_sector_view(pathname, search)
     frame = league_frame(view)
-    columns, rows, sort_by = build_league(view, frame)
+    columns, rows = build_league(view, frame)
     numbers = frame.drop(columns=["id", WARD_COLUMN])
     note = (
         empty_state(t("league.empty", view.lang, window=view.window_label()))
@@ -117,5 +120,4 @@ def update_league(_versions, search, pathname):
         if view.state.ward
         else []
     )
-    sort_by = sort_by if ctx.triggered_id is None else no_update  # keep the user's sort across refreshes
-    return rows, columns, sort_by, LOCALES.get(view.lang, LOCALES["vi"]), highlight, note
+    return rows, columns, LOCALES.get(view.lang, LOCALES["vi"]), highlight, note

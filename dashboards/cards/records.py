@@ -33,6 +33,7 @@ from data_sources.users import audit
 from layouts import ids
 from layouts.components import empty_state
 from layouts.i18n import catalogue, format_datetime, t
+from layouts.theme import FONT
 
 PAGE_SIZE = 100
 EXPORT_PATH = "/export"
@@ -80,10 +81,10 @@ def layout(page: SectorPage, lang: str) -> html.Div:
                 inline=True,
                 className="records-dataset" + ("" if len(page.records) > 1 else " hidden"),
             ),
+            html.Div(id=ids.RECORDS_TITLE, className="records-title"),
+            html.Div(id=ids.RECORDS_ERROR, className="records-error", role="alert"),
             html.Div(
                 [
-                    html.Div(id=ids.RECORDS_TITLE, className="records-title"),
-                    html.Div(id=ids.RECORDS_ERROR, className="records-error", role="alert"),
                     dash_table.DataTable(
                         id=ids.RECORDS,
                         data=[],
@@ -93,10 +94,14 @@ def layout(page: SectorPage, lang: str) -> html.Div:
                         sort_by=[],
                         filter_action="custom",
                         filter_query="",
+                        filter_options={
+                            "case": "insensitive",
+                            "placeholder_text": t("records.filter_placeholder", lang),
+                        },
                         page_action="none",
                         style_table={"overflowX": "auto"},
                         style_cell={
-                            "fontFamily": "inherit",
+                            "fontFamily": FONT,
                             "fontSize": 13,
                             "textAlign": "left",
                             "maxWidth": 280,
@@ -104,6 +109,7 @@ def layout(page: SectorPage, lang: str) -> html.Div:
                             "textOverflow": "ellipsis",
                             "cursor": "pointer",
                         },
+                        style_filter={"backgroundColor": "#f6f8fa"},
                         style_header={"fontWeight": "600"},
                     ),
                     html.Div(
@@ -128,6 +134,7 @@ def layout(page: SectorPage, lang: str) -> html.Div:
                     ),
                 ],
                 id=ids.RECORDS_LIST,
+                style={"display": "none"},
             ),
             html.Div(id=ids.RECORD_DETAIL, className="record-detail"),
             dcc.Store(id=ids.RECORDS_CURSOR, data=None),
@@ -308,7 +315,7 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
     hidden = {"display": "none"} if view.state.record else {}
     if not view.state.ward:
         message = empty_state(t("records.pick_ward", lang))
-        return [], [], [], None, message, "", None, "", "", hidden
+        return [], [], [], None, message, "", None, "", "", {"display": "none"}
     dataset_id = view.records_dataset
     dataset = context.catalogue.get(dataset_id)
     unmasked = may_unmask(view, context)
