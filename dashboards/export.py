@@ -23,7 +23,7 @@ from dashboards.context import get_context
 from dashboards.sectors import sector_page_for
 from dashboards.security import current_account, request_language, secured
 from dashboards.view import view_state_for
-from data_sources.records import RecordsError, check_filters, iter_records
+from data_sources.records import RecordsError, check_filters, iter_records, records_statement
 from data_sources.users import audit
 from layouts.i18n import t
 
@@ -87,14 +87,14 @@ def export_records(sector_path: str) -> Response:
     unmasked = may_unmask(account.role, context)
     sort = (request.args.get("sort") or "").split(":")
     sort_by = [{"column_id": sort[0], "direction": sort[1] if len(sort) > 1 else "desc"}] if sort[0] else []
+    reflected = reflected_for(context, dataset_id)
     try:
         filters = parse_filter_query(request.args.get("q"), lang)
         check_filters(dataset, filters, unmasked=unmasked)
+        query = records_query(state, context, dataset_id, wards=account.scope.wards, sort_by=sort_by, filters=filters)
+        records_statement(reflected, query)  # values that do not fit their column fail here, before streaming
     except RecordsError as error:
         return Response(t("records.bad_filter", lang, problem=str(error)), status=400, mimetype="text/plain")
-    wards = account.scope.wards
-    query = records_query(state, context, dataset_id, wards=wards, sort_by=sort_by, filters=filters)
-    reflected = reflected_for(context, dataset_id)
     columns = list(dataset.records_columns) or [c.name for c in reflected.table.c]
     headers = [t(f"column.{c}", lang) for c in columns]
     audit(

@@ -329,16 +329,16 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
             page += 1
         elif ctx.triggered_id == ids.RECORDS_PREV:
             page = max(0, page - 1)
+    reflected = reflected_for(context, dataset_id)
     try:
         filters = parse_filter_query(filter_query, lang)
         check_filters(dataset, filters, unmasked=unmasked)
+        query = records_query(
+            view.state, context, dataset_id, wards=view.wards, sort_by=sort_by, filters=filters, after=cursors[page]
+        )
+        frame = fetch_records(context.warehouse, reflected, query, unmasked=unmasked)
     except RecordsError as error:
         return [], [], [], None, no_update, t("records.bad_filter", lang, problem=str(error)), None, "", "", hidden
-    reflected = reflected_for(context, dataset_id)
-    query = records_query(
-        view.state, context, dataset_id, wards=view.wards, sort_by=sort_by, filters=filters, after=cursors[page]
-    )
-    frame = fetch_records(context.warehouse, reflected, query, unmasked=unmasked)
     if unmasked and dataset.personal and not frame.empty:
         audit(
             context.app_db,

@@ -171,7 +171,7 @@ def build_ward_map(
     with_value = values.loc[values["value"].notna()]
     base = go.Choroplethmap(
         geojson=geojson,
-        locations=values["code"],
+        locations=values["code"].tolist(),
         z=[0] * len(values),
         featureidkey="id",
         colorscale=[[0, BASE_FILL], [1, BASE_FILL]],
@@ -183,8 +183,8 @@ def build_ward_map(
     )
     coloured = go.Choroplethmap(
         geojson=geojson,
-        locations=with_value["code"],
-        z=with_value["value"],
+        locations=with_value["code"].tolist(),
+        z=with_value["value"].tolist(),
         featureidkey="id",
         colorscale=SEQUENTIAL,
         zmin=0,
