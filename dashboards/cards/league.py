@@ -14,7 +14,7 @@ from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
 from data_sources.figures import kpi_per_ward
 from layouts import ids
 from layouts.components import empty_state
-from layouts.i18n import t
+from layouts.i18n import catalogue, t
 from layouts.theme import FONT
 
 WARD_COLUMN = "ward_name"
@@ -82,7 +82,8 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
     columns = [{"name": t("league.ward", lang), "id": WARD_COLUMN}]
     for dataset_id, kpi_id in view.page.league_columns:
         kpi = view.context.catalogue.get(dataset_id).kpi(kpi_id)
-        label = t(f"kpi.{dataset_id}.{kpi_id}", lang) + (f" ({kpi.unit})" if kpi.unit else "")
+        own = catalogue(lang).get(f"league.{dataset_id}.{kpi_id}")  # the KPI's name without its own window
+        label = (own or t(f"kpi.{dataset_id}.{kpi_id}", lang)) + (f" ({kpi.unit})" if kpi.unit else "")
         columns.append(
             {
                 "name": label,
