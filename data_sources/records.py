@@ -50,6 +50,8 @@ class RecordsQuery:
     after: tuple[Any, Any] | None = None
     limit: int = 100
     filters: tuple[ColumnFilter, ...] = ()
+    inclusive: bool = False
+    """Include the row at the cursor itself (reloading a page from its first row)."""
 
 
 def mask_value(value: Any) -> Any:
@@ -165,10 +167,13 @@ def records_statement(reflected: ReflectedDataset, query: RecordsQuery):
         value, last_key = query.after
         if isinstance(value, str) and sort.type.python_type is datetime:
             value = datetime.fromisoformat(value)  # cursors travel through the browser as text
-        if query.descending:
-            conditions.append(or_(sort < value, and_(sort == value, key < last_key)))
-        else:
-            conditions.append(or_(sort > value, and_(sort == value, key > last_key)))
+        tie = (
+            (key <= last_key if query.inclusive else key < last_key)
+            if query.descending
+            else (key >= last_key if query.inclusive else key > last_key)
+        )
+        beyond = sort < value if query.descending else sort > value
+        conditions.append(or_(beyond, and_(sort == value, tie)))
     order = [sort.desc(), key.desc()] if query.descending else [sort.asc(), key.asc()]
     statement = select(*columns).where(*conditions).order_by(*order).limit(max(1, min(query.limit, 5000)))
     if dataset.key not in [c.name for c in columns]:
@@ -189,17 +194,22 @@ def fetch_records(
     return frame if unmasked else mask_frame(frame, reflected.dataset.personal)
 
 
-def next_cursor(frame: pd.DataFrame, query: RecordsQuery, key: str) -> list | None:
-    """The keyset cursor after a full page (JSON-ready), None after the last page."""
-    if len(frame) < query.limit:
-        return None
-    last = frame.iloc[-1]
-    value, last_key = last[query.sort_column], last[key]
+def row_cursor(frame: pd.DataFrame, position: int, sort_column: str, key: str) -> list:
+    """The keyset cursor (sort value, key) of one row, JSON-ready."""
+    row = frame.iloc[position]
+    value, last_key = row[sort_column], row[key]
     if isinstance(value, pd.Timestamp | datetime):
         value = value.isoformat()
     elif hasattr(value, "item"):
         value = value.item()
     return [value, last_key.item() if hasattr(last_key, "item") else last_key]
+
+
+def next_cursor(frame: pd.DataFrame, query: RecordsQuery, key: str) -> list | None:
+    """The keyset cursor after a full page (JSON-ready), None after the last page."""
+    if len(frame) < query.limit:
+        return None
+    return row_cursor(frame, -1, query.sort_column, key)
 
 
 def iter_records(

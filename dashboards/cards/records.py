@@ -8,6 +8,7 @@ audited). Clicking a row opens the record's detail (``record_detail``) by writin
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -26,7 +27,7 @@ from data_sources.records import (
     RecordsQuery,
     check_filters,
     fetch_records,
-    next_cursor,
+    row_cursor,
 )
 from data_sources.sql import ReflectedDataset, reflect_dataset
 from data_sources.users import audit
@@ -283,6 +284,30 @@ def export_href(page: SectorPage, state: ViewState, dataset_id: str, sort_by: li
     return f"{EXPORT_PATH}{page.path}.csv?{urlencode(params)}"
 
 
+def page_step(position: dict | None, signature: dict, trigger) -> tuple[int, list | None, bool, bool] | None:
+    """Which page to read: (page index, cursor, cursor row included, read backwards); None: stay.
+
+    Keyset both ways: the next page starts after the current page's last row; the previous page is
+    read backwards from the current page's first row; a reload (a record opened or closed) reads the
+    current page again from its first row. Nothing but the current page's two edge rows is kept, so
+    page 2,000 costs what page 1 costs and the browser sends back a few bytes.
+    """
+    if not position or position.get("signature") != signature:
+        return 0, None, False, False
+    page = position["page"]
+    if trigger == ids.RECORDS_NEXT:
+        if not position.get("more") or not position.get("last"):
+            return None
+        return page + 1, position["last"], False, False
+    if trigger == ids.RECORDS_PREV:
+        if page == 0:
+            return None
+        if page == 1 or not position.get("first"):
+            return 0, None, False, False
+        return page - 1, position["first"], False, True
+    return page, position.get("first"), page > 0 and bool(position.get("first")), False
+
+
 def list_signature(view: SectorView, sort_by, filter_query) -> dict:
     """What defines the list (not the opened record): a change starts again at page 1."""
     return {"view": view.state.with_(record=None).query(), "sort": sort_by or [], "q": filter_query or ""}
@@ -320,25 +345,25 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
     dataset = context.catalogue.get(dataset_id)
     unmasked = may_unmask(view, context)
     signature = list_signature(view, sort_by, filter_query)
-    page, cursors = 0, [None]
-    if cursor and cursor.get("signature") == signature:
-        page, cursors = cursor["page"], cursor["cursors"]
-        if ctx.triggered_id == ids.RECORDS_NEXT:
-            if page + 1 >= len(cursors):
-                return (no_update,) * 10
-            page += 1
-        elif ctx.triggered_id == ids.RECORDS_PREV:
-            page = max(0, page - 1)
+    step = page_step(cursor, signature, ctx.triggered_id)
+    if step is None:
+        return (no_update,) * 10
+    page, after, inclusive, backwards = step
     reflected = reflected_for(context, dataset_id)
     try:
         filters = parse_filter_query(filter_query, lang)
         check_filters(dataset, filters, unmasked=unmasked)
         query = records_query(
-            view.state, context, dataset_id, wards=view.wards, sort_by=sort_by, filters=filters, after=cursors[page]
+            view.state, context, dataset_id, wards=view.wards, sort_by=sort_by, filters=filters, after=after
         )
+        query = replace(query, limit=PAGE_SIZE + 1, inclusive=inclusive, descending=query.descending != backwards)
         frame = fetch_records(context.warehouse, reflected, query, unmasked=unmasked)
     except RecordsError as error:
         return [], [], [], None, no_update, t("records.bad_filter", lang, problem=str(error)), None, "", "", hidden
+    more = backwards or len(frame) > PAGE_SIZE
+    frame = frame.iloc[:PAGE_SIZE]
+    if backwards:
+        frame = frame.iloc[::-1].reset_index(drop=True)
     if unmasked and dataset.personal and not frame.empty:
         audit(
             context.app_db,
@@ -346,8 +371,10 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
             username=view.account.username,
             detail=f"{dataset_id} ward={view.state.ward} page={page + 1} rows={len(frame)}",
         )
-    following = next_cursor(frame, query, dataset.key)
-    cursors = cursors[: page + 1] + ([following] if following else [])
+    position = {"page": page, "more": more, "signature": signature, "first": None, "last": None}
+    if not frame.empty:
+        position["first"] = row_cursor(frame, 0, query.sort_column, dataset.key)
+        position["last"] = row_cursor(frame, -1, query.sort_column, dataset.key)
     shown_columns = [c for c in (dataset.records_columns or frame.columns) if c in frame.columns]
     datetime_columns = {c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])}
     columns, rows, css = build_records_table(
@@ -359,7 +386,7 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
     else:
         key = "records.none_filtered" if filters else f"records.none.{dataset_id}"
         title = empty_state(t(key, lang, ward=place, window=window))
-    label = t("records.page_of", lang, page=page + 1) + ("" if following else " · " + t("records.last_page", lang))
+    label = t("records.page_of", lang, page=page + 1) + ("" if more else " · " + t("records.last_page", lang))
     href = export_href(view.page, view.state, dataset_id, sort_by, filter_query or "")
     return (
         rows,
@@ -368,7 +395,7 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
         None,
         title,
         "",
-        {"page": page, "cursors": cursors, "signature": signature},
+        position,
         label,
         href,
         hidden,
