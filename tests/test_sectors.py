@@ -231,8 +231,8 @@ class TestColourScales:
         figure = build_series_figure(
             pd.DataFrame({"time": [NOW], "a": [0.0]}), {"a": "A"}, "Không có phản ánh nào tại X trong 24 giờ qua"
         )
-        assert figure.layout.annotations[0].text == "Không có phản ánh nào tại X trong 24 giờ qua"
-        assert not figure.data
+        assert figure["layout"]["annotations"][0]["text"] == "Không có phản ánh nào tại X trong 24 giờ qua"
+        assert not figure["data"]
 
 
 # --- the app over a warehouse copy -----------------------------------------------------------------
@@ -474,6 +474,47 @@ class TestFiguresEqualSql:
                     pd.testing.assert_series_equal(
                         fast, slow, check_names=False, check_index_type=False, obj=f"{dataset.id}.{kpi.id} {window}"
                     )
+
+    def test_kpi_value_equals_compute_kpi_for_every_kpi_window_and_ward_set(self, sectors_app):
+        from data_sources.figures import kpi_value
+        from data_sources.kpis import compute_kpi
+
+        context = sectors_app["context"]
+        for dataset in context.catalogue:
+            snapshot = context.snapshot(dataset.id)
+            for kpi in dataset.kpis:
+                for window in ("today", "24h", "7d", "30d", "all"):
+                    for wards in (None, frozenset({"19753"}), frozenset({"19753", "19789", "20137"})):
+                        mine = kpi_value(
+                            dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, wards=wards, window=window
+                        )
+                        reference = compute_kpi(
+                            dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, wards=wards, window=window
+                        )
+                        label = f"{dataset.id}.{kpi.id} {window} {wards}"
+                        assert mine.entity == reference.entity, label
+                        if reference.value is None:
+                            assert mine.value is None, label
+                        else:
+                            assert mine.value == pytest.approx(reference.value, rel=1e-12), label
+
+    def test_a_custom_span_reads_whole_local_days_of_the_daily_rollups(self, sectors_app):
+        from data_sources.figures import day_span, kpi_value
+        from data_sources.kpis import compute_kpi
+        from data_sources.poller import BUCKET
+
+        context = sectors_app["context"]
+        dataset = context.catalogue.get("feedback")
+        snapshot = context.snapshot("feedback")
+        span = day_span(date(2026, 11, 1), date(2026, 11, 10))
+        daily = snapshot.frames["daily"]
+        inside = daily.loc[(daily[BUCKET] >= span[0]) & (daily[BUCKET] < span[1])]
+        restricted = replace(snapshot, frames={**snapshot.frames, "daily": inside})
+        for kpi in dataset.kpis:
+            mine = kpi_value(dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, wards=None, window="all", span=span)
+            window = "all" if kpi.kind in ("sum", "ratio", "mean") else kpi.window
+            reference = compute_kpi(dataset, kpi, restricted, FIXED_NOW, context.crosswalk, window=window)
+            assert mine.value == pytest.approx(reference.value), kpi.id
 
     def test_worst_station_tile_names_the_station_the_map_marks_with_the_same_value(self, sectors_app):
         from data_sources.figures import entity_latest

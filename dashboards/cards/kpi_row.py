@@ -8,7 +8,7 @@ from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import view_kpi
+from data_sources.figures import kpi_value
 from data_sources.kpis import KpiFigure
 from layouts import ids
 from layouts.components import kpi_tile
@@ -73,7 +73,7 @@ def sector_figures(view: SectorView) -> list[tuple[str, KpiFigure, str]]:
         if snapshot is None:
             figure = KpiFigure(kpi, None)
         else:
-            figure = view_kpi(
+            figure = kpi_value(
                 dataset,
                 kpi,
                 snapshot,

@@ -1,9 +1,10 @@
 """Map layers over the ward choropleth: entity markers coloured by category, row points, density.
 
-Pure functions from DataFrames to plotly traces. Colours come from functions registered in
-``COLOURS`` by key (a page spec names the key), so a better classification (the Vietnamese AQI
-of Decision 1459/QĐ-TCMT once the data layer computes it) replaces one entry without touching
-the map card.
+Pure functions from DataFrames to plotly traces, as plain dicts (a refresh patches them into the
+browser's figure; building ``graph_objects`` would validate thousands of points on every tick).
+Colours come from functions registered in ``COLOURS`` by key (a page spec names the key), so a
+better classification (the Vietnamese AQI of Decision 1459/QĐ-TCMT once the data layer computes
+it) replaces one entry without touching the map card.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from layouts.i18n import format_number, t
 
@@ -160,7 +160,7 @@ def entity_trace(
     unit: str,
     decimals: int,
     lang: str,
-) -> go.Scattermap:
+) -> dict:
     """One marker per entity: colour by category, hover with name, value and category."""
     colours = [c.colour if c else NO_DATA_COLOUR for c in categories]
     text = [
@@ -168,19 +168,20 @@ def entity_trace(
         f"<br>{category_label(category, lang)}"
         for entity, value, category in zip(rows["name"], rows["value"], categories, strict=True)
     ]
-    return go.Scattermap(
-        lat=rows["lat"].astype(float).tolist(),
-        lon=rows["lon"].astype(float).tolist(),
-        mode="markers",
-        marker={"size": 13, "color": colours, "opacity": 0.95},
-        text=text,
-        hoverinfo="text",
-        customdata=[
+    return {
+        "type": "scattermap",
+        "lat": rows["lat"].astype(float).tolist(),
+        "lon": rows["lon"].astype(float).tolist(),
+        "mode": "markers",
+        "marker": {"size": 13, "color": colours, "opacity": 0.95},
+        "text": text,
+        "hoverinfo": "text",
+        "customdata": [
             [w if isinstance(w, str) else None, str(e)] for w, e in zip(rows["ward"], rows["entity"], strict=True)
         ],
-        name=name,
-        showlegend=False,
-    )
+        "name": name,
+        "showlegend": False,
+    }
 
 
 def point_kind_colours(values: pd.Series) -> dict[str, str]:
@@ -200,7 +201,7 @@ def points_trace(
     label: Callable[[str], str],
     lang: str,
     event_time: str,
-) -> go.Scattermap:
+) -> dict:
     """One marker per row (open incidents), coloured by ``colour_by`` when given."""
     colours = point_kind_colours(points[colour_by]) if colour_by and colour_by in points else {}
     marker_colours = [colours.get(str(v), KIND_COLOURS[0]) for v in points[colour_by]] if colours else KIND_COLOURS[0]
@@ -210,29 +211,31 @@ def points_trace(
         if event_time in row and row[event_time]:
             parts.append(str(row[event_time]).replace("T", " ")[:16])
         text.append("<br>".join(parts))
-    return go.Scattermap(
-        lat=points[lat].astype(float).tolist() if not points.empty else [],
-        lon=points[lon].astype(float).tolist() if not points.empty else [],
-        mode="markers",
-        marker={"size": 11, "color": marker_colours, "opacity": 0.9},
-        text=text,
-        hoverinfo="text",
-        customdata=[[w, None] for w in points[ward]] if not points.empty else [],
-        name=name,
-        showlegend=False,
-    )
+    return {
+        "type": "scattermap",
+        "lat": points[lat].astype(float).tolist() if not points.empty else [],
+        "lon": points[lon].astype(float).tolist() if not points.empty else [],
+        "mode": "markers",
+        "marker": {"size": 11, "color": marker_colours, "opacity": 0.9},
+        "text": text,
+        "hoverinfo": "text",
+        "customdata": [[w, None] for w in points[ward]] if not points.empty else [],
+        "name": name,
+        "showlegend": False,
+    }
 
 
-def density_trace(points: pd.DataFrame, *, name: str, lat: str, lon: str) -> go.Densitymap:
+def density_trace(points: pd.DataFrame, *, name: str, lat: str, lon: str) -> dict:
     """A heat layer of row positions (density of open reports)."""
-    return go.Densitymap(
-        lat=points[lat].astype(float).tolist() if not points.empty else [],
-        lon=points[lon].astype(float).tolist() if not points.empty else [],
-        radius=14,
-        opacity=0.75,
-        colorscale="Inferno",
-        reversescale=True,
-        showscale=False,
-        hoverinfo="skip",
-        name=name,
-    )
+    return {
+        "type": "densitymap",
+        "lat": points[lat].astype(float).tolist() if not points.empty else [],
+        "lon": points[lon].astype(float).tolist() if not points.empty else [],
+        "radius": 14,
+        "opacity": 0.75,
+        "colorscale": "Inferno",
+        "reversescale": True,
+        "showscale": False,
+        "hoverinfo": "skip",
+        "name": name,
+    }

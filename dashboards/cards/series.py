@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Output, dcc
 
 from config.roles import VIEW
@@ -23,52 +22,56 @@ def layout() -> dcc.Graph:
 
 def build_series_figure(
     series: pd.DataFrame, labels: dict[str, str], empty_message: str, *, secondary: frozenset[str] = frozenset()
-) -> go.Figure:
+) -> dict:
     """Lines per column of ``series`` (besides ``time``); an annotated empty figure when there is nothing to draw.
 
     ``labels`` maps column -> legend label; columns in ``secondary`` use a right-hand axis. A line
     whose values are all zero or missing counts as nothing to draw; when every line is like that,
-    the figure says so in words.
+    the figure says so in words. A plain figure dict: built on every refresh, never validated.
     """
-    figure = go.Figure(layout=base_layout(uirevision="series", hovermode="x unified"))
+    layout = base_layout(uirevision="series", hovermode="x unified").to_plotly_json()
     columns = [c for c in labels if c in series]
     values = series[columns].astype("float64") if columns else pd.DataFrame()
     if series.empty or not columns or not (values.fillna(0) != 0).to_numpy().any():
-        figure.add_annotation(text=empty_message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        figure.update_xaxes(visible=False)
-        figure.update_yaxes(visible=False)
-        return figure
-    for column in columns:
-        figure.add_trace(
-            go.Scatter(
-                x=series["time"],
-                y=series[column],
-                name=labels[column],
-                mode="lines",
-                connectgaps=True,
-                yaxis="y2" if column in secondary else "y",
-            )
-        )
+        layout["annotations"] = [
+            {"text": empty_message, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}
+        ]
+        layout["xaxis"] = {**layout.get("xaxis", {}), "visible": False}
+        layout["yaxis"] = {**layout.get("yaxis", {}), "visible": False}
+        return {"data": [], "layout": layout}
+    times = [moment.isoformat() for moment in pd.to_datetime(series["time"])]
+    traces = [
+        {
+            "type": "scatter",
+            "x": times,
+            "y": [None if pd.isna(v) else float(v) for v in values[column]],
+            "name": labels[column],
+            "mode": "lines",
+            "connectgaps": True,
+            "yaxis": "y2" if column in secondary else "y",
+        }
+        for column in columns
+    ]
     if secondary & set(columns):
-        figure.update_layout(
-            yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
-            margin={"r": 48},
-        )
-    return figure
+        layout["yaxis2"] = {"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False}
+        layout["margin"] = {**layout["margin"], "r": 48}
+    return {"data": traces, "layout": layout}
 
 
 def view_series(view: SectorView) -> pd.DataFrame:
     """One column per declared line (``time`` first), every line on the same buckets."""
     context, page = view.context, view.page
-    lines = pd.DataFrame()
+    by_dataset: dict[str, list] = {}
     for line in page.series:
-        snapshot = context.snapshot(line.dataset)
+        by_dataset.setdefault(line.dataset, []).append(line)
+    lines = pd.DataFrame()
+    for dataset_id, dataset_lines in by_dataset.items():
+        snapshot = context.snapshot(dataset_id)
         if snapshot is None:
             continue
-        dataset = context.catalogue.get(line.dataset)
-        measures = [line.measure] + ([line.over] if line.over else [])
+        measures = list(dict.fromkeys(m for line in dataset_lines for m in (line.measure, line.over) if m))
         frame = series_frame(
-            dataset,
+            context.catalogue.get(dataset_id),
             measures,
             snapshot,
             context.now(),
@@ -79,9 +82,9 @@ def view_series(view: SectorView) -> pd.DataFrame:
         )
         if frame.empty:
             continue
-        values = pd.DataFrame(
-            {"time": frame["time"], line.name: line_values(frame, line.measure, line.over, line.scale)}
-        )
+        values = pd.DataFrame({"time": frame["time"]})
+        for line in dataset_lines:
+            values[line.name] = line_values(frame, line.measure, line.over, line.scale)
         lines = values if lines.empty else lines.merge(values, on="time", how="outer")
     return lines.sort_values("time").reset_index(drop=True) if not lines.empty else lines
 

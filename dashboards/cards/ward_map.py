@@ -11,6 +11,8 @@ raster base map. ``uirevision`` keeps the user's zoom and pan across refreshes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -76,7 +78,7 @@ def build_ward_values(view: SectorView) -> pd.DataFrame:
 class LayerData:
     """One marker layer's trace and its legend entries (colour, label)."""
 
-    trace: go.BaseTraceType
+    trace: dict
     legend: list[tuple[str, str]]
     empty_message: str | None = None
 
@@ -156,7 +158,7 @@ def value_text(values: pd.DataFrame, title: str, hover_count: str, lang: str, de
 def build_ward_map(
     geojson: dict,
     values: pd.DataFrame,
-    layers: list[go.BaseTraceType],
+    layers: list[dict],
     *,
     title: str,
     hover_count: str,
@@ -208,10 +210,14 @@ def build_ward_map(
     style: dict = {"style": "white-bg", "center": center, "zoom": 8.1}
     if tile_url:
         style["layers"] = [{"below": "traces", "sourcetype": "raster", "source": [tile_url], "sourceattribution": ""}]
-    return go.Figure(
-        [base, coloured, outline, *layers],
-        layout=base_layout(uirevision="ward-map", margin={"l": 0, "r": 0, "t": 0, "b": 0}, map=style),
-    )
+    layout = base_layout(uirevision="ward-map", margin={"l": 0, "r": 0, "t": 0, "b": 0}, map=style)
+    return go.Figure([base, coloured, outline], layout=layout).add_traces(layers)
+
+
+def layer_fingerprint(trace: dict) -> str:
+    """A short digest of a layer's points and looks: equal digests mean nothing to resend."""
+    payload = json.dumps([trace.get(k) for k in ("lat", "lon", "text", "marker")], default=str, separators=(",", ":"))
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def map_title_static(page: SectorPage, lang: str) -> str:
@@ -260,20 +266,28 @@ def update_ward_map(_versions, search, pathname, drawn):
                 className="layer-empty",
             )
         )
-    signature = {"path": view.page.path, "traces": FIRST_LAYER + len(layers)}
-    if drawn == signature and ctx.triggered_id is not None:
+    fingerprints = [layer_fingerprint(layer.trace) for layer in layers]
+    signature = {"path": view.page.path, "traces": FIRST_LAYER + len(layers), "layers": fingerprints}
+    if (
+        drawn
+        and drawn.get("path") == signature["path"]
+        and drawn.get("traces") == signature["traces"]
+        and ctx.triggered_id
+    ):
         patch = Patch()
         patch["data"][VALUES]["locations"] = with_value["code"].tolist()
         patch["data"][VALUES]["z"] = with_value["value"].tolist()
         patch["data"][VALUES]["text"] = value_text(with_value, title, t("map.count", lang), lang, decimals)
         patch["data"][SELECTION]["locations"] = [view.state.ward] if view.state.ward else []
         patch["data"][SELECTION]["z"] = [1] if view.state.ward else []
+        sent = drawn.get("layers") or []
         for offset, layer in enumerate(layers):
-            trace = layer.trace.to_plotly_json()
+            if offset < len(sent) and sent[offset] == fingerprints[offset]:
+                continue  # an unchanged layer (thousands of points) is not sent again
             for key in ("lat", "lon", "text", "customdata", "marker"):
-                if key in trace:
-                    patch["data"][FIRST_LAYER + offset][key] = trace[key]
-        return patch, legend, no_update
+                if key in layer.trace:
+                    patch["data"][FIRST_LAYER + offset][key] = layer.trace[key]
+        return patch, legend, signature if signature != drawn else no_update
     center = {"lat": float(context.units["lat"].mean()), "lon": float(context.units["lon"].mean())}
     figure = build_ward_map(
         context.ward_geojson,
