@@ -53,21 +53,29 @@ def day_span(start: date, end: date) -> Span:
 
 
 class WardFrames:
-    """A snapshot's frames with each row's current ward (rows of unknown units left out), read-only."""
+    """A snapshot's frames with each row's current ward (rows of unknown units left out), read-only.
+
+    Each frame is mapped on first use: a refresh over the last 7 days never maps the daily rollups.
+    """
 
     def __init__(self, snapshot: Snapshot, crosswalk: dict[str, str]) -> None:
         self.snapshot = snapshot
         self.crosswalk = crosswalk
-        self.frames: dict[str, pd.DataFrame] = {}
-        for name, frame in snapshot.frames.items():
-            if UNIT in frame and name != "entities":
-                mapped = with_wards(frame, crosswalk)
-                frame = mapped.loc[mapped[WARD].notna()].reset_index(drop=True)
-            self.frames[name] = frame
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._lock = threading.Lock()
 
     def frame(self, name: str) -> pd.DataFrame:
         """One frame (shared: never modify it), empty when the poller did not produce it."""
-        return self.frames.get(name, pd.DataFrame())
+        found = self._frames.get(name)
+        if found is not None:
+            return found
+        frame = self.snapshot.frames.get(name, pd.DataFrame())
+        if UNIT in frame and name != "entities":
+            mapped = with_wards(frame, self.crosswalk)
+            frame = mapped.loc[mapped[WARD].notna()].reset_index(drop=True)
+        with self._lock:
+            self._frames[name] = frame
+        return frame
 
 
 _PREPARED: dict[str, WardFrames] = {}

@@ -4,13 +4,17 @@ Rollups keep counts per ward, not places, so the poller also publishes, after ea
 of a dataset that declares ``latitude``/``longitude`` and state measures, the rows matching each
 state measure (one parameterised query per measure, on the same selective filter the state count
 uses, capped at ``MAX_POINTS``). They go to the snapshot store as a status document
-``points:<dataset>``, so the web reads them like every other figure: from the store, never from
-the warehouse. Only non-personal columns travel (key, unit, coordinates, event time, and the
-dataset's required non-personal columns such as kind, category, status).
+``points:<dataset>`` holding one Parquet frame per state measure (base64: thousands of points
+decode in a few milliseconds, where the same points as JSON lists took tens), so the web reads
+them like every other figure: from the store, never from the warehouse. Only non-personal columns
+travel (key, unit, coordinates, event time, and the dataset's required non-personal columns such
+as kind, category, status).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +25,7 @@ from sqlalchemy import Engine, select
 
 from config.datasets import Dataset, DatasetCatalogue
 from data_sources.clock import Clock, system_clock, to_local_naive
-from data_sources.snapshots import SnapshotStore
+from data_sources.snapshots import SnapshotStore, decode_frame, encode_frame
 from data_sources.sql import ReflectedDataset, reflect_dataset, where_conditions
 
 log = logging.getLogger(__name__)
@@ -49,11 +53,11 @@ def point_columns(dataset: Dataset) -> list[str]:
 
 
 def fetch_points(engine: Engine, reflected: ReflectedDataset, now: datetime, limit: int = MAX_POINTS) -> dict[str, Any]:
-    """Per state measure, the newest ``limit`` matching rows with coordinates (JSON-ready)."""
+    """Per state measure, the newest ``limit`` matching rows with coordinates, as a storable document."""
     dataset = reflected.dataset
     table = reflected.table
     columns = point_columns(dataset)
-    payload: dict[str, Any] = {"columns": columns, "states": {}, "truncated": {}}
+    document: dict[str, Any] = {"columns": columns, "frames": {}, "truncated": {}}
     latitude, longitude = table.c[dataset.latitude], table.c[dataset.longitude]
     with engine.connect() as connection:
         for measure in dataset.state:
@@ -64,25 +68,20 @@ def fetch_points(engine: Engine, reflected: ReflectedDataset, now: datetime, lim
                 .limit(limit + 1)
             )
             rows = connection.execute(statement).fetchall()
-            payload["truncated"][measure.name] = len(rows) > limit
-            payload["states"][measure.name] = [[_json_value(v) for v in row] for row in rows[:limit]]
-    return payload
+            frame = pd.DataFrame([tuple(r) for r in rows[:limit]], columns=columns)
+            document["truncated"][measure.name] = len(rows) > limit
+            document["frames"][measure.name] = base64.b64encode(encode_frame(frame)).decode("ascii")
+    return document
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def read_points(store: SnapshotStore, dataset_id: str, state: str) -> pd.DataFrame:
-    """The published points of one state measure; empty (with no columns) when none were published."""
+def read_points(store: SnapshotStore, dataset_id: str, state: str) -> tuple[pd.DataFrame, str]:
+    """The published points of one state measure and a digest of them ("" and an empty frame when none)."""
     document = store.get_status(points_status_name(dataset_id))
-    if not document or state not in document.get("states", {}):
-        return pd.DataFrame()
-    return pd.DataFrame(document["states"][state], columns=document["columns"])
+    encoded = (document or {}).get("frames", {}).get(state)
+    if not encoded:
+        return pd.DataFrame(), ""
+    digest = hashlib.blake2b(encoded.encode("ascii"), digest_size=8).hexdigest()
+    return decode_frame(base64.b64decode(encoded)), digest
 
 
 @dataclass

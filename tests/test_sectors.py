@@ -550,6 +550,18 @@ class TestMap:
         operations = json.dumps(body["ward-map"]["figure"])
         assert '"19753"' in operations and "locations" in operations
 
+    def test_an_unchanged_marker_layer_is_not_sent_again(self, sectors_app):
+        client = login(sectors_app["app"], "leader")
+        first = ward_map(client, "/traffic", "?window=7d").json["response"]
+        drawn = first["map-drawn"]["data"]
+        assert all(drawn["layers"]), "each layer has a fingerprint"
+        again = ward_map(client, "/traffic", "?window=7d", drawn=drawn, changed=["snapshot-versions.data"])
+        patch = json.dumps(again.json["response"]["ward-map"])
+        assert '"lat"' not in patch and '"z"' in patch
+        stale = drawn | {"layers": ["old", "old"]}
+        resent = ward_map(client, "/traffic", "?window=7d", drawn=stale, changed=["snapshot-versions.data"])
+        assert '"lat"' in json.dumps(resent.json["response"]["ward-map"])
+
     def test_open_incidents_are_markers_coloured_by_kind(self, sectors_app):
         client = login(sectors_app["app"], "leader")
         traces = ward_map(client, "/traffic", "?window=7d").json["response"]["ward-map"]["figure"]["data"]

@@ -81,6 +81,8 @@ class LayerData:
     trace: dict
     legend: list[tuple[str, str]]
     empty_message: str | None = None
+    fingerprint: str = ""
+    """Equal fingerprints: the browser already has this layer (thousands of points are not resent)."""
 
 
 def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
@@ -112,8 +114,8 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
         if any(c is None for c in categories):
             legend.append((map_layers.NO_DATA_COLOUR, map_layers.category_label(None, lang)))
         empty = t("layer.none", lang, layer=name) if rows.empty else None
-        return LayerData(trace, legend, empty)
-    points = read_points(context.store, layer.dataset, layer.state)
+        return LayerData(trace, legend, empty, layer_fingerprint(trace))
+    points, digest = read_points(context.store, layer.dataset, layer.state)
     if not points.empty:
         points = points.assign(ward=points[dataset.unit].astype("string").map(context.crosswalk))
         points = points.loc[points["ward"].notna()]
@@ -143,7 +145,9 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
         kinds = map_layers.point_kind_colours(points[layer.colour_by]) if layer.colour_by in points else {}
         legend = [(colour, f"{name}: {kind_label(kind)}") for kind, colour in kinds.items()] or []
     empty = t("layer.none", lang, layer=name) if points.empty else None
-    return LayerData(trace, legend, empty)
+    scope_key = ",".join(sorted(scope)) if scope is not None else "*"
+    fingerprint = hashlib.blake2b(f"{digest}|{lang}|{scope_key}".encode(), digest_size=8).hexdigest()
+    return LayerData(trace, legend, empty, fingerprint if digest else "")
 
 
 def value_text(values: pd.DataFrame, title: str, hover_count: str, lang: str, decimals: int) -> list[str]:
@@ -266,7 +270,7 @@ def update_ward_map(_versions, search, pathname, drawn):
                 className="layer-empty",
             )
         )
-    fingerprints = [layer_fingerprint(layer.trace) for layer in layers]
+    fingerprints = [layer.fingerprint for layer in layers]
     signature = {"path": view.page.path, "traces": FIRST_LAYER + len(layers), "layers": fingerprints}
     if (
         drawn
@@ -282,7 +286,7 @@ def update_ward_map(_versions, search, pathname, drawn):
         patch["data"][SELECTION]["z"] = [1] if view.state.ward else []
         sent = drawn.get("layers") or []
         for offset, layer in enumerate(layers):
-            if offset < len(sent) and sent[offset] == fingerprints[offset]:
+            if offset < len(sent) and fingerprints[offset] and sent[offset] == fingerprints[offset]:
                 continue  # an unchanged layer (thousands of points) is not sent again
             for key in ("lat", "lon", "text", "customdata", "marker"):
                 if key in layer.trace:
