@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from dash import Input, State
 from flask import abort
 
@@ -15,7 +16,7 @@ from dashboards.context import AppContext, get_context
 from dashboards.sectors import CUSTOM, SectorPage, ViewState, parse_view_state, sector_page_for
 from dashboards.security import current_account, request_language
 from data_sources.clock import to_local_naive
-from data_sources.figures import Span, day_span
+from data_sources.figures import Span, day_span, kpi_per_ward
 from data_sources.users import Account
 from layouts import ids
 from layouts.i18n import format_date, t
@@ -63,6 +64,25 @@ class SectorView:
                 end=format_date(self.state.end, self.lang),
             )
         return t(f"window.{self.state.window}", self.lang)
+
+    def per_ward(self, dataset_id: str, kpi_id: str, codes: list[str]) -> pd.Series:
+        """One KPI for each ward in ``codes`` over the view's time range (NaN without data or snapshot)."""
+        snapshot = self.context.snapshot(dataset_id)
+        if snapshot is None:
+            return pd.Series(float("nan"), index=codes)
+        dataset = self.context.catalogue.get(dataset_id)
+        window = self.state.window if self.span is None else "all"
+        values = kpi_per_ward(
+            dataset,
+            dataset.kpi(kpi_id),
+            snapshot,
+            self.context.now(),
+            self.context.crosswalk,
+            codes,
+            window=window,
+            span=self.span,
+        )
+        return values.reindex(codes)
 
     def place_label(self) -> str:
         """The selected ward's name, or the province."""

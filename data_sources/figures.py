@@ -205,17 +205,20 @@ def kpi_per_ward(
         grouped.index = grouped.index.astype("object")
         return grouped.reindex(index)
 
-    if kpi.kind in ("state", "state_ratio"):
-        frame = prepared.frame("state")
+    def count_or_ratio(frame: pd.DataFrame, additive: bool) -> pd.Series:
+        """Per ward: the first measure summed (0 where absent), or the ratio of the two sums."""
         present = [m for m in kpi.measures if m in frame]
         if frame.empty or not present:
-            return empty.fillna(0.0) if kpi.kind == "state" else empty
+            return empty.fillna(0.0) if additive else empty
         sums = by_ward(frame, present)
-        if kpi.kind == "state":
+        if additive:
             return (sums[kpi.measures[0]].fillna(0.0) * kpi.scale).rename(kpi.id)
         if len(present) < 2:
             return empty
         return _ratio(sums[kpi.measures[0]].fillna(0), sums[kpi.measures[1]].fillna(0), kpi.scale).rename(kpi.id)
+
+    if kpi.kind in ("state", "state_ratio"):
+        return count_or_ratio(prepared.frame("state"), kpi.kind == "state")
     if kpi.kind in ("latest_ratio", "latest_max"):
         frame = prepared.frame("recent")
         if frame.empty:
@@ -236,16 +239,7 @@ def kpi_per_ward(
         values = per.groupby(level=0).max() * kpi.scale
         values.index = values.index.astype("object")
         return values.reindex(index).astype("float64").rename(kpi.id)
-    frame = _windowed_rows(dataset, prepared, now, window, span)
-    present = [m for m in kpi.measures if m in frame]
-    if frame.empty or not present:
-        return empty.fillna(0.0) if kpi.kind == "sum" else empty
-    sums = by_ward(frame, present)
-    if kpi.kind == "sum":
-        return (sums[kpi.measures[0]].fillna(0.0) * kpi.scale).rename(kpi.id)
-    if len(present) < 2:
-        return empty
-    return _ratio(sums[kpi.measures[0]].fillna(0), sums[kpi.measures[1]].fillna(0), kpi.scale).rename(kpi.id)
+    return count_or_ratio(_windowed_rows(dataset, prepared, now, window, span), kpi.kind == "sum")
 
 
 def series_frame(

@@ -44,7 +44,17 @@ from data_sources.users import audit_table, create_user
 from data_sources.warehouse import create_warehouse_engine
 from layouts.i18n import format_number
 from tests.conftest import FIXED_NOW
-from tests.test_web import PASSWORD, RECORDS_OUTPUTS, callback, login, make_settings, records_request, tile_values
+from tests.test_web import (
+    LEAGUE_OUTPUTS,
+    MAP_OUTPUTS,
+    PASSWORD,
+    RECORDS_OUTPUTS,
+    callback,
+    login,
+    make_settings,
+    records_request,
+    tile_values,
+)
 
 NOW = to_local_naive(FIXED_NOW)
 TODAY = NOW.date()
@@ -301,16 +311,6 @@ def card_inputs(path: str, search: str):
 def kpis(client, path, search):
     inputs, state = card_inputs(path, search)
     return callback(client, [("kpi-row", "children")], inputs, state)
-
-
-MAP_OUTPUTS = [("ward-map", "figure"), ("map-note", "children"), ("map-drawn", "data")]
-LEAGUE_OUTPUTS = [
-    ("league-table", "data"),
-    ("league-table", "columns"),
-    ("league-table", "locale_format"),
-    ("league-table", "style_data_conditional"),
-    ("league-note", "children"),
-]
 
 
 def ward_map(client, path, search, drawn=None, changed=()):

@@ -116,6 +116,16 @@ RECORDS_OUTPUTS = [
 ]
 
 
+MAP_OUTPUTS = [("ward-map", "figure"), ("map-note", "children"), ("map-drawn", "data")]
+LEAGUE_OUTPUTS = [
+    ("league-table", "data"),
+    ("league-table", "columns"),
+    ("league-table", "locale_format"),
+    ("league-table", "style_data_conditional"),
+    ("league-note", "children"),
+]
+
+
 def records_request(client, path: str, search: str, *, sort_by=(), filter_query="", cursor=None, changed=()):
     """POST the drill-down grid's callback (page 1 unless ``cursor`` and ``changed`` say otherwise)."""
     return callback(

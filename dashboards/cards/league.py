@@ -11,7 +11,6 @@ from dashboards.registry import callback
 from dashboards.sectors import SectorPage
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import kpi_per_ward
 from layouts import ids
 from layouts.components import empty_state
 from layouts.i18n import catalogue, t
@@ -62,17 +61,7 @@ def league_frame(view: SectorView) -> pd.DataFrame:
     codes = list(units["code"])
     frame = pd.DataFrame({"id": codes, WARD_COLUMN: list(units["name" if view.lang != "en" else "name_en"])})
     for dataset_id, kpi_id in view.page.league_columns:
-        dataset = context.catalogue.get(dataset_id)
-        kpi = dataset.kpi(kpi_id)
-        snapshot = context.snapshot(dataset_id)
-        if snapshot is None:
-            values = pd.Series(float("nan"), index=codes)
-        else:
-            window = view.state.window if view.span is None else "all"
-            values = kpi_per_ward(
-                dataset, kpi, snapshot, context.now(), context.crosswalk, codes, window=window, span=view.span
-            )
-        frame[column_id(dataset_id, kpi_id)] = values.reindex(codes).to_numpy()
+        frame[column_id(dataset_id, kpi_id)] = view.per_ward(dataset_id, kpi_id, codes).to_numpy()
     return frame
 
 

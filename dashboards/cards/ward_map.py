@@ -25,7 +25,7 @@ from dashboards.registry import callback
 from dashboards.sectors import Markers, Points, SectorPage
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import entity_latest, kpi_per_ward
+from data_sources.figures import entity_latest
 from data_sources.kpis import WARD
 from data_sources.points import read_points
 from layouts import ids
@@ -52,18 +52,9 @@ def layout() -> html.Div:
 def build_ward_values(view: SectorView) -> pd.DataFrame:
     """Per current ward in scope: code, name, count, value (per 10,000 residents when configured)."""
     context, choropleth = view.context, view.page.choropleth
-    dataset = context.catalogue.get(choropleth.dataset)
-    kpi = dataset.kpi(choropleth.kpi)
     units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
-    snapshot = context.snapshot(dataset.id)
-    if snapshot is None:
-        values = pd.Series(float("nan"), index=codes)
-    else:
-        window = view.state.window if view.span is None else "all"
-        values = kpi_per_ward(
-            dataset, kpi, snapshot, context.now(), context.crosswalk, codes, window=window, span=view.span
-        )
+    values = view.per_ward(choropleth.dataset, choropleth.kpi, codes)
     frame = pd.DataFrame({"code": codes, "name": list(units["name" if view.lang != "en" else "name_en"])})
     frame["count"] = values.reindex(codes).to_numpy()
     if choropleth.per_capita:

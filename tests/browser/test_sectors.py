@@ -33,6 +33,7 @@ from data_sources.sql import reflect_dataset
 from data_sources.users import create_schema, create_user
 from data_sources.warehouse import create_warehouse_engine
 from tests.browser.conftest import ARTIFACTS, save_screenshot
+from tests.browser.test_demo_flow import click_when_ready as click
 from tests.browser.test_demo_flow import free_port, wait_for_http
 from tests.conftest import fast_datasets_file
 
@@ -111,16 +112,6 @@ def busiest_ward(live_app, page: SectorPage) -> tuple[str, str]:
     code = max(totals, key=totals.get)
     units = current_units("46")
     return code, str(units.loc[units["code"] == code].iloc[0]["name"])
-
-
-def click(wait: WebDriverWait, by: str, selector: str) -> None:
-    """Find and click in one step, retried while a refresh re-renders the element."""
-
-    def attempt(driver) -> bool:
-        driver.find_element(by, selector).click()
-        return True
-
-    wait.until(attempt)
 
 
 def click_league_row(driver, ward_name: str) -> bool:
