@@ -603,6 +603,11 @@ class TestMap:
             **common,
         )
         assert tiled.layout.map.layers[0].source == ("https://t.example/{z}/{x}/{y}.png",)
+        assert not offline.data[1].reversescale
+        better_high = build_ward_map(
+            {"type": "FeatureCollection", "features": []}, values, [], higher_is_better=True, **common
+        )
+        assert better_high.data[1].reversescale, "the worst on-time rates are the red wards"
 
 
 class TestDrillDown:

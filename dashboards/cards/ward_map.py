@@ -163,8 +163,13 @@ def build_ward_map(
     selected: str | None,
     center: dict[str, float],
     tile_url: str | None = None,
+    higher_is_better: bool = False,
 ) -> go.Figure:
-    """The full map figure: boundaries (sent once), values, selection outline, marker layers."""
+    """The full map figure: boundaries (sent once), values, selection outline, marker layers.
+
+    Red always means "look here": the colour scale runs the other way for a KPI where higher is
+    better (an on-time rate), so its worst wards are the red ones.
+    """
     with_value = values.loc[values["value"].notna()]
     base = go.Choroplethmap(
         geojson=geojson,
@@ -184,7 +189,8 @@ def build_ward_map(
         z=with_value["value"].tolist(),
         featureidkey="id",
         colorscale=SEQUENTIAL,
-        zmin=0,
+        reversescale=higher_is_better,
+        zmin=None if higher_is_better else 0,
         marker={"opacity": 0.8, "line": {"width": 0.8, "color": "#ffffff"}},
         colorbar={"thickness": 12, "len": 0.7, "title": {"text": ""}},
         text=value_text(with_value, title, hover_count, lang, decimals),
@@ -296,6 +302,7 @@ def update_ward_map(_versions, search, pathname, drawn):
         selected=view.state.ward,
         center=center,
         tile_url=context.settings.map_tile_url,
+        higher_is_better=kpi.good == "up",
     )
     if context.wards_approximate:
         legend.append(html.Div(t("map.approximate", lang), className="map-approximate"))
