@@ -59,6 +59,7 @@ def create_app(
 
     from dashboards import all_pages  # noqa: F401  (registers every page and callback)
     from dashboards.context import AppContext, set_context
+    from dashboards.export import blueprint as records_export
     from dashboards.registry import register_callbacks
     from dashboards.security import (
         LANGUAGE_COOKIE,
@@ -116,6 +117,7 @@ def create_app(
     )
 
     server.config[PSEUDO_LANGUAGE_FLAG] = settings.pseudo_language
+    server.register_blueprint(records_export)
 
     @server.route("/lang/<code>")
     def switch_language(code: str) -> Response:
@@ -218,13 +220,15 @@ def run_poller(settings: Settings) -> None:
     from dashboards.alerts.text import notification_text
     from data_sources.alerts.runtime import Alerting
     from data_sources.clock import LOCAL_TZ
+    from data_sources.points import PointsPublisher
     from data_sources.scheduler import Poller
 
     catalogue = load_datasets(settings.datasets_file)
+    warehouse = create_warehouse_engine(settings.warehouse_url)
     store = open_snapshot_store(settings.snapshot_url)
     alerting = Alerting(settings, catalogue, store, render=notification_text)  # alerts: evaluated after each poll
     poller = Poller(
-        catalogue, create_warehouse_engine(settings.warehouse_url), store, after_poll=(alerting.after_poll,)
+        catalogue, warehouse, store, after_poll=(PointsPublisher(catalogue, warehouse, store), alerting.after_poll)
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)

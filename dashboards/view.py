@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from dash import Input, State
 from flask import abort
 
 from dashboards.context import AppContext, get_context
-from dashboards.sectors import SectorPage, ViewState, parse_view_state, sector_page_for
+from dashboards.sectors import CUSTOM, SectorPage, ViewState, parse_view_state, sector_page_for
 from dashboards.security import current_account, request_language
+from data_sources.clock import to_local_naive
+from data_sources.figures import Span, day_span, kpi_per_ward
 from data_sources.users import Account
 from layouts import ids
+from layouts.i18n import format_date, t
 
 SECTOR_CARD_INPUTS = (Input(ids.VERSIONS, "data"), Input(ids.URL, "search"), State(ids.URL, "pathname"))
 """What every sector card rebuilds on: a new snapshot version or a new view in the URL."""
@@ -38,6 +42,60 @@ class SectorView:
             return frozenset([self.state.ward])
         return self.account.scope.wards
 
+    @property
+    def span(self) -> Span | None:
+        """The custom range as a bucket span (None for the named windows)."""
+        if self.state.window == CUSTOM and self.state.start and self.state.end:
+            return day_span(self.state.start, self.state.end)
+        return None
+
+    @property
+    def records_dataset(self) -> str:
+        """The drill-down dataset shown: the one in the URL, else the page's first."""
+        return self.state.records or self.page.records[0]
+
+    def window_label(self) -> str:
+        """The time range in words: "7 ngày qua", "01/11/2026 – 10/11/2026"."""
+        if self.span is not None:
+            return t(
+                "range.custom_label",
+                self.lang,
+                start=format_date(self.state.start, self.lang),
+                end=format_date(self.state.end, self.lang),
+            )
+        return t(f"window.{self.state.window}", self.lang)
+
+    def per_ward(self, dataset_id: str, kpi_id: str, codes: list[str]) -> pd.Series:
+        """One KPI for each ward in ``codes`` over the view's time range (NaN without data or snapshot)."""
+        snapshot = self.context.snapshot(dataset_id)
+        if snapshot is None:
+            return pd.Series(float("nan"), index=codes)
+        dataset = self.context.catalogue.get(dataset_id)
+        window = self.state.window if self.span is None else "all"
+        values = kpi_per_ward(
+            dataset,
+            dataset.kpi(kpi_id),
+            snapshot,
+            self.context.now(),
+            self.context.crosswalk,
+            codes,
+            window=window,
+            span=self.span,
+        )
+        return values.reindex(codes)
+
+    def place_label(self) -> str:
+        """The selected ward's name, or the province."""
+        if self.state.ward:
+            return self.context.ward_name(self.state.ward, self.lang)
+        return t("breadcrumb.province", self.lang)
+
+
+def view_state_for(page: SectorPage, search: str | None, context: AppContext) -> ViewState:
+    """Parse the URL for ``page`` (custom ranges end today at the latest, local time)."""
+    today = to_local_naive(context.now()).date()
+    return parse_view_state(search, context.ward_codes, today=today, records_datasets=page.records)
+
 
 def resolve_sector_view(pathname: str | None, search: str | None) -> SectorView:
     """Resolve and authorise a sector card request; 404 for no such page, 403 outside the scope."""
@@ -50,7 +108,7 @@ def resolve_sector_view(pathname: str | None, search: str | None) -> SectorView:
         abort(404)
     if not account.scope.allows_sector(page.sector):
         abort(403)
-    state = parse_view_state(search, context.ward_codes)
+    state = view_state_for(page, search, context)
     if state.ward and not account.scope.allows_ward(state.ward):
         abort(403)
     return SectorView(context, account, request_language(), page, state)

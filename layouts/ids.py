@@ -183,3 +183,27 @@ def silence_error(field: str) -> dict[str, str]:
 def silence_end(silence_id: int | str) -> dict:
     """Id of a silence's "end now" button."""
     return {"type": "alert-silence-end", "silence": silence_id}
+
+
+# sector pages (issue 4): time range, league table, drill-down, record detail, panel freshness
+DATE_RANGE = "date-range"
+DATE_RANGE_BOX = "date-range-box"
+LEAGUE = "league-table"
+LEAGUE_NOTE = "league-note"
+MAP_NOTE = "map-note"
+MAP_DRAWN = "map-drawn"
+SERIES_NOTE = "series-note"
+RECORDS_DATASET = "records-dataset"
+RECORDS_EXPORT = "records-export"
+RECORDS_ERROR = "records-error"
+RECORDS_LIST = "records-list"
+RECORD_DETAIL = "record-detail"
+
+
+def panel_freshness(panel, datasets) -> dict:
+    """Id of a panel's own freshness label; the datasets it ages travel in the id (comma-separated).
+
+    Pass ``dash.ALL`` for both to address every panel of the page.
+    """
+    joined = ",".join(datasets) if isinstance(datasets, tuple | list) else datasets
+    return {"type": "panel-freshness", "panel": panel, "datasets": joined}

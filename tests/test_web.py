@@ -102,6 +102,47 @@ def kpi_row(client, path: str = "/feedback", search: str = "?window=7d"):
     )
 
 
+RECORDS_OUTPUTS = [
+    ("records-table", "data"),
+    ("records-table", "columns"),
+    ("records-table", "css"),
+    ("records-table", "active_cell"),
+    ("records-title", "children"),
+    ("records-error", "children"),
+    ("records-cursor", "data"),
+    ("records-page-label", "children"),
+    ("records-export", "href"),
+    ("records-list", "style"),
+]
+
+
+MAP_OUTPUTS = [("ward-map", "figure"), ("map-note", "children"), ("map-drawn", "data")]
+LEAGUE_OUTPUTS = [
+    ("league-table", "data"),
+    ("league-table", "columns"),
+    ("league-table", "locale_format"),
+    ("league-table", "style_data_conditional"),
+    ("league-note", "children"),
+]
+
+
+def records_request(client, path: str, search: str, *, sort_by=(), filter_query="", cursor=None, changed=()):
+    """POST the drill-down grid's callback (page 1 unless ``cursor`` and ``changed`` say otherwise)."""
+    return callback(
+        client,
+        RECORDS_OUTPUTS,
+        [
+            ("url", "search", search),
+            ("records-table", "sort_by", list(sort_by)),
+            ("records-table", "filter_query", filter_query),
+            ("records-prev", "n_clicks", 0),
+            ("records-next", "n_clicks", 0),
+        ],
+        [("url", "pathname", path), ("records-cursor", "data", cursor)],
+        changed=changed,
+    )
+
+
 def tile_values(response) -> dict[str, str]:
     """KPI id -> the value text shown on its tile."""
     tiles = response.json["response"]["kpi-row"]["children"]
@@ -244,23 +285,7 @@ class TestScope:
 
     def test_records_are_masked_by_default(self, web):
         app, _, _ = web
-        response = callback(
-            login(app, "leader"),
-            [
-                ("records-table", "data"),
-                ("records-table", "columns"),
-                ("records-title", "children"),
-                ("records-cursor", "data"),
-                ("records-page-label", "children"),
-            ],
-            [
-                ("url", "search", "?window=30d&ward=19753"),
-                ("records-table", "sort_by", []),
-                ("records-prev", "n_clicks", 0),
-                ("records-next", "n_clicks", 0),
-            ],
-            [("url", "pathname", "/feedback"), ("records-cursor", "data", None)],
-        )
+        response = records_request(login(app, "leader"), "/feedback", "?window=30d&ward=19753")
         rows = response.json["response"]["records-table"]["data"]
         assert rows, "the seeded warehouse has feedback in Phú Xuân in the last 30 days"
         assert all("•••" in (row["citizen_phone"] or "•••") for row in rows)

@@ -8,10 +8,15 @@ from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.kpis import KpiFigure, compute_kpi
+from data_sources.figures import kpi_value
+from data_sources.kpis import KpiFigure
 from layouts import ids
 from layouts.components import kpi_tile
 from layouts.i18n import t
+
+NOW_KINDS = ("state", "state_ratio", "latest_ratio", "latest_max")
+OWN_WINDOWS = ("today", "all", "latest")
+"""KPI windows a tile always keeps: "today" stays today whatever the selected range."""
 
 
 def layout() -> html.Div:
@@ -19,46 +24,81 @@ def layout() -> html.Div:
     return html.Div(id=ids.KPI_ROW, className="kpi-row")
 
 
-def kpi_caption(figure: KpiFigure, window: str, lang: str) -> str:
-    """What the figure covers: its window, or "now" for current-state and latest values."""
-    kind = figure.kpi.kind
-    if kind.startswith("state") or kind.startswith("latest"):
+def tile_window(kpi_window: str, selected: str, fixed: bool) -> str:
+    """The window a tile covers: its own for fixed tiles and today/all KPIs, else the selected one."""
+    if fixed or kpi_window in OWN_WINDOWS:
+        return kpi_window
+    return selected
+
+
+def kpi_caption(figure: KpiFigure, window: str, lang: str, *, range_label: str | None = None) -> str:
+    """What the figure covers: "now" for current-state and latest values, else its window."""
+    if figure.kpi.kind in NOW_KINDS:
         return t("window.now", lang)
+    if window == "custom" and range_label:
+        return range_label
     return t(f"window.{window}", lang)
 
 
-def build_kpi_tiles(figures: list[tuple[str, KpiFigure, str]], lang: str) -> list[html.Div]:
-    """Tiles from (dataset id, figure, window) triples."""
-    return [
-        kpi_tile(
-            ids.kpi_tile(dataset, figure.kpi.id),
-            t(f"kpi.{dataset}.{figure.kpi.id}", lang),
-            figure.value,
-            lang,
-            unit=figure.kpi.unit,
-            decimals=figure.kpi.decimals,
-            caption=kpi_caption(figure, window, lang),
+def build_kpi_tiles(figures: list[tuple[str, KpiFigure, str]], lang: str, *, entity_names=None) -> list[html.Div]:
+    """Tiles from (dataset id, figure, caption) triples; a figure naming its entity says which."""
+    tiles = []
+    for dataset, figure, caption in figures:
+        if figure.entity and entity_names:
+            caption = t("kpi.at_entity", lang, when=caption, name=entity_names(dataset, figure.entity))
+        tiles.append(
+            kpi_tile(
+                ids.kpi_tile(dataset, figure.kpi.id),
+                t(f"kpi.{dataset}.{figure.kpi.id}", lang),
+                figure.value,
+                lang,
+                unit=figure.kpi.unit,
+                decimals=figure.kpi.decimals,
+                caption=caption,
+            )
         )
-        for dataset, figure, window in figures
-    ]
+    return tiles
 
 
 def sector_figures(view: SectorView) -> list[tuple[str, KpiFigure, str]]:
-    """The page's KPIs over the selected window and wards."""
+    """The page's KPIs over the selected range and wards, each with its caption."""
     context = view.context
     figures = []
-    for dataset_id, kpi_id in view.page.kpis:
-        dataset = context.catalogue.get(dataset_id)
-        kpi = dataset.kpi(kpi_id)
-        snapshot = context.snapshot(dataset_id)
-        # today's count stays "today"; window KPIs follow the selected time range
-        window = kpi.window if kpi.window in ("today", "all", "latest") else view.state.window
+    for tile in view.page.kpis:
+        dataset = context.catalogue.get(tile.dataset)
+        kpi = dataset.kpi(tile.kpi)
+        window = tile_window(kpi.window, view.state.window, tile.fixed)
+        span = view.span if window == "custom" else None
+        snapshot = context.snapshot(tile.dataset)
         if snapshot is None:
-            figures.append((dataset_id, KpiFigure(kpi, None), window))
-            continue
-        figure = compute_kpi(dataset, kpi, snapshot, context.now(), context.crosswalk, wards=view.wards, window=window)
-        figures.append((dataset_id, figure, window))
+            figure = KpiFigure(kpi, None)
+        else:
+            figure = kpi_value(
+                dataset,
+                kpi,
+                snapshot,
+                context.now(),
+                context.crosswalk,
+                wards=view.wards,
+                window=window if window != "custom" else "all",
+                span=span,
+            )
+        figures.append((tile.dataset, figure, kpi_caption(figure, window, view.lang, range_label=view.window_label())))
     return figures
+
+
+def entity_namer(view: SectorView):
+    """Name of an entity (station, sensor) from its dataset's snapshot."""
+
+    def name(dataset_id: str, entity: str) -> str:
+        snapshot = view.context.snapshot(dataset_id)
+        entities = snapshot.frame("entities") if snapshot else None
+        if entities is None or entities.empty:
+            return entity
+        match = entities.loc[entities["entity"].astype(str) == str(entity)]
+        return str(match.iloc[0]["name"]) if not match.empty else entity
+
+    return name
 
 
 @callback(
@@ -69,4 +109,4 @@ def sector_figures(view: SectorView) -> list[tuple[str, KpiFigure, str]]:
 def update_kpi_row(_versions, search, pathname):
     """Rebuild the tiles when a snapshot or the view changes."""
     view = resolve_sector_view(pathname, search)
-    return build_kpi_tiles(sector_figures(view), view.lang)
+    return build_kpi_tiles(sector_figures(view), view.lang, entity_names=entity_namer(view))

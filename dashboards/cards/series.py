@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Output, dcc
 
 from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
-from dashboards.view import SECTOR_CARD_INPUTS, resolve_sector_view
-from data_sources.kpis import measure_series
+from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
+from data_sources.figures import line_values, series_frame
 from layouts import ids
 from layouts.i18n import DEFAULT_LANGUAGE, t
 from layouts.theme import base_layout, date_axis, graph_config
@@ -22,20 +21,78 @@ def layout(lang: str = DEFAULT_LANGUAGE) -> dcc.Graph:
 
 
 def build_series_figure(
-    series: pd.DataFrame, labels: dict[str, str], empty_message: str, lang: str = DEFAULT_LANGUAGE
-) -> go.Figure:
-    """Lines per measure over time; an annotated empty figure when there is nothing to draw."""
-    figure = go.Figure(layout=base_layout(uirevision="series", hovermode="x unified"))
-    figure.update_xaxes(**date_axis(lang))
-    measures = [m for m in labels if m in series]
-    if series.empty or not measures or float(series[measures].to_numpy().sum()) == 0:
-        figure.add_annotation(text=empty_message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        figure.update_xaxes(visible=False)
-        figure.update_yaxes(visible=False)
-        return figure
-    for measure in measures:
-        figure.add_trace(go.Scatter(x=series["time"], y=series[measure], name=labels[measure], mode="lines"))
-    return figure
+    series: pd.DataFrame,
+    labels: dict[str, str],
+    empty_message: str,
+    *,
+    secondary: frozenset[str] = frozenset(),
+    lang: str = DEFAULT_LANGUAGE,
+) -> dict:
+    """Lines per column of ``series`` (besides ``time``); an annotated empty figure when there is nothing to draw.
+
+    ``labels`` maps column -> legend label; columns in ``secondary`` use a right-hand axis. A line
+    whose values are all zero or missing counts as nothing to draw; when every line is like that,
+    the figure says so in words. A plain figure dict: built on every refresh, never validated.
+    """
+    layout = base_layout(uirevision="series", hovermode="x unified").to_plotly_json()
+    layout["xaxis"] = {**layout.get("xaxis", {}), **date_axis(lang)}
+    columns = [c for c in labels if c in series]
+    values = series[columns].astype("float64") if columns else pd.DataFrame()
+    if series.empty or not columns or not (values.fillna(0) != 0).to_numpy().any():
+        layout["annotations"] = [
+            {"text": empty_message, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}
+        ]
+        layout["xaxis"] = {**layout.get("xaxis", {}), "visible": False}
+        layout["yaxis"] = {**layout.get("yaxis", {}), "visible": False}
+        return {"data": [], "layout": layout}
+    times = [moment.isoformat() for moment in pd.to_datetime(series["time"])]
+    traces = [
+        {
+            "type": "scatter",
+            "x": times,
+            "y": [None if pd.isna(v) else float(v) for v in values[column]],
+            "name": labels[column],
+            "mode": "lines",
+            "connectgaps": True,
+            "yaxis": "y2" if column in secondary else "y",
+        }
+        for column in columns
+    ]
+    if secondary & set(columns):
+        layout["yaxis2"] = {"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False}
+        layout["margin"] = {**layout["margin"], "r": 48}
+    return {"data": traces, "layout": layout}
+
+
+def view_series(view: SectorView) -> pd.DataFrame:
+    """One column per declared line (``time`` first), every line on the same buckets."""
+    context, page = view.context, view.page
+    by_dataset: dict[str, list] = {}
+    for line in page.series:
+        by_dataset.setdefault(line.dataset, []).append(line)
+    lines = pd.DataFrame()
+    for dataset_id, dataset_lines in by_dataset.items():
+        snapshot = context.snapshot(dataset_id)
+        if snapshot is None:
+            continue
+        measures = list(dict.fromkeys(m for line in dataset_lines for m in (line.measure, line.over) if m))
+        frame = series_frame(
+            context.catalogue.get(dataset_id),
+            measures,
+            snapshot,
+            context.now(),
+            context.crosswalk,
+            wards=view.wards,
+            window=view.state.window if view.span is None else "all",
+            span=view.span,
+        )
+        if frame.empty:
+            continue
+        values = pd.DataFrame({"time": frame["time"]})
+        for line in dataset_lines:
+            values[line.name] = line_values(frame, line.measure, line.over, line.scale)
+        lines = values if lines.empty else lines.merge(values, on="time", how="outer")
+    return lines.sort_values("time").reset_index(drop=True) if not lines.empty else lines
 
 
 @callback(
@@ -46,20 +103,7 @@ def build_series_figure(
 def update_series(_versions, search, pathname):
     """Rebuild the series when a snapshot or the view changes."""
     view = resolve_sector_view(pathname, search)
-    context, page = view.context, view.page
-    dataset = context.catalogue.get(page.series_dataset)
-    snapshot = context.snapshot(dataset.id)
-    labels = {m: t(f"measure.{dataset.id}.{m}", view.lang) for m in page.series_measures}
-    empty = t("empty.no_data_window", view.lang, window=t(f"window.{view.state.window}", view.lang))
-    if snapshot is None:
-        return build_series_figure(pd.DataFrame(), labels, empty, view.lang)
-    series = measure_series(
-        dataset,
-        list(page.series_measures),
-        snapshot,
-        context.now(),
-        context.crosswalk,
-        window=view.state.window,
-        wards=view.wards,
-    )
-    return build_series_figure(series, labels, empty, view.lang)
+    labels = {line.name: t(f"series.{line.name}", view.lang) for line in view.page.series}
+    empty = t(f"empty.{view.page.sector}", view.lang, place=view.place_label(), window=view.window_label())
+    secondary = frozenset(line.name for line in view.page.series if line.axis == 2)
+    return build_series_figure(view_series(view), labels, empty, secondary=secondary, lang=view.lang)
