@@ -17,12 +17,14 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from config.datasets import Dataset, Kpi
+from config.datasets import WINDOWS, Dataset, Kpi
 from data_sources.kpis import (
     LATEST_HORIZON_FACTOR,
     WARD,
     KpiFigure,
+    compute_kpi,
     frame_bucket_seconds,
+    kpi_by_ward,
     kpi_measure_agg,
     window_frame,
     window_start,
@@ -36,6 +38,9 @@ Span = tuple[int, int]
 
 WINDOWED_KINDS = ("sum", "ratio", "mean")
 """KPI kinds that add up over a time range (state and latest kinds are "now")."""
+
+GROUPED_KINDS = (*WINDOWED_KINDS, "state", "state_ratio", "latest_ratio", "latest_max")
+"""Kinds computed here in one grouped pass; the others (median, versus, entity_*) go to ``kpis``."""
 
 FINE_SPAN_SECONDS = 3 * 86400
 """Custom ranges up to this long are drawn per hour (while hourly rollups cover them), longer ones per day."""
@@ -132,6 +137,11 @@ def _windowed_rows(
     return frame.loc[frame[BUCKET] >= start]
 
 
+def _named(kpi: Kpi, window: str, span: Span | None) -> str:
+    """The named window a ``kpis`` figure uses: the page's, or the KPI's own under a custom span."""
+    return kpi.window if span is not None or window not in WINDOWS else window
+
+
 def kpi_value(
     dataset: Dataset,
     kpi: Kpi,
@@ -144,6 +154,8 @@ def kpi_value(
     span: Span | None = None,
 ) -> KpiFigure:
     """The KPI over some wards: ``compute_kpi``'s figure, or over a custom day span for windowed kinds."""
+    if kpi.kind not in GROUPED_KINDS:  # their own window or "now": a custom span does not apply
+        return compute_kpi(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=_named(kpi, window, span))
     prepared = ward_frames(snapshot, crosswalk)
     if kpi.kind in ("state", "state_ratio"):
         frame = _in_wards(prepared.frame("state"), wards)
@@ -196,6 +208,8 @@ def kpi_per_ward(
     Equal to ``compute_kpi(..., wards={code})`` for each ward (``kpis.kpi_by_ward``), without
     re-reading the frame once per ward.
     """
+    if kpi.kind not in GROUPED_KINDS:
+        return kpi_by_ward(dataset, kpi, snapshot, now, crosswalk, ward_codes, window=_named(kpi, window, span))
     prepared = ward_frames(snapshot, crosswalk)
     index = pd.Index(ward_codes, dtype="object")
     empty = pd.Series(np.nan, index=index, dtype="float64", name=kpi.id)

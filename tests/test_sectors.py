@@ -407,7 +407,8 @@ class TestFiguresEqualSql:
 
     def test_environment_rain_in_24_hours(self, sectors_app):
         table = env_river_levels
-        start = hour_floor(NOW - timedelta(days=1))
+        day_ago = NOW - timedelta(days=1)  # the river gauges' rollup buckets are 15 minutes
+        start = day_ago.replace(minute=day_ago.minute - day_ago.minute % 15, second=0, microsecond=0)
         with sectors_app["warehouse"].connect() as connection:
             rain = connection.execute(
                 select(func.sum(table.c.rainfall_mm)).where(

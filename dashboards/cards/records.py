@@ -365,7 +365,9 @@ def update_records(search, sort_by, filter_query, _prev, _next, pathname, cursor
         frame = frame.iloc[::-1].reset_index(drop=True)
     if unmasked and dataset.personal and not frame.empty:
         audit_unmasked_view(
-            context.app_db, view.account, f"{dataset_id} ward={view.state.ward} page={page + 1} rows={len(frame)}"
+            context.app_db,
+            view.account,
+            f"{dataset_id} ward={view.state.ward} window={view.state.window} page={page + 1} rows={len(frame)}",
         )
     position = {"page": page, "more": more, "signature": signature, "first": None, "last": None}
     if not frame.empty:
