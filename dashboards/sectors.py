@@ -133,7 +133,9 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
         path="/traffic",
         kpis=(
             Tile("traffic_readings", "congestion_index"),
+            Tile("traffic_readings", "segments_congested"),
             Tile("traffic_incidents", "open_incidents"),
+            Tile("traffic_readings", "speed_vs_last_week"),
             Tile("traffic_incidents", "incidents_today"),
             Tile("traffic_readings", "vehicles_today"),
         ),
@@ -154,8 +156,10 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
         path="/health",
         kpis=(
             Tile("health_occupancy", "occupancy"),
-            Tile("health_occupancy", "emergency_today"),
+            Tile("health_occupancy", "facilities_above_90"),
+            Tile("health_occupancy", "emergency_vs_7d"),
             Tile("health_cases", "cases_7d", fixed=True),
+            Tile("health_occupancy", "emergency_today"),
         ),
         series=(
             Line("health.emergency", "health_occupancy", "emergency"),
@@ -170,10 +174,11 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
         sector="environment",
         path="/environment",
         kpis=(
-            Tile("env_air", "pm25_max"),
-            Tile("env_air", "pm25_mean_24h", fixed=True),
-            Tile("env_river", "level_max"),
+            Tile("env_air", "aqi_max"),
+            Tile("env_air", "stations_above_moderate"),
+            Tile("env_river", "gauges_above_level1"),
             Tile("env_river", "rain_24h", fixed=True),
+            Tile("env_air", "pm25_mean_24h", fixed=True),
         ),
         series=(
             Line("environment.pm25", "env_air", "pm25_sum", over="pm25_count"),
@@ -181,7 +186,7 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
         ),
         choropleth=Choropleth("env_air", "pm25_mean_24h"),
         markers=(
-            Markers("environment.air", "env_air", value="pm25_max", colour="aqi"),
+            Markers("environment.air", "env_air", value="aqi_max", colour="aqi"),
             Markers("environment.gauges", "env_river", value="level_max", colour="flood_level"),
         ),
         league=(("env_air", "pm25_mean_24h"), ("env_river", "rain_24h")),
@@ -194,6 +199,7 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
             Tile("dossiers", "on_time_rate"),
             Tile("dossiers", "overdue_now"),
             Tile("dossiers", "online_rate"),
+            Tile("dossiers", "median_processing_days"),
         ),
         series=(
             Line("public_services.received", "dossiers", "received"),
@@ -212,8 +218,9 @@ SECTOR_PAGES: tuple[SectorPage, ...] = (
             Tile("feedback", "open"),
             Tile("feedback", "overdue"),
             Tile("feedback", "resolution_rate"),
-            Tile("feedback", "on_time_rate"),
+            Tile("feedback", "median_resolution_days"),
             Tile("feedback", "satisfaction"),
+            Tile("feedback", "on_time_rate"),
         ),
         series=(
             Line("feedback.reports", "feedback", "reports"),

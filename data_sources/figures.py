@@ -23,6 +23,7 @@ from data_sources.kpis import (
     WARD,
     KpiFigure,
     compute_kpi,
+    entity_values,
     frame_bucket_seconds,
     kpi_by_ward,
     kpi_measure_agg,
@@ -38,6 +39,9 @@ Span = tuple[int, int]
 
 WINDOWED_KINDS = ("sum", "ratio", "mean")
 """KPI kinds that add up over a time range (state and latest kinds are "now")."""
+
+ENTITY_KINDS = ("entity_max", "entity_count")
+"""Kinds whose per-entity value comes from ``kpis.entity_values`` (the station AQI among them)."""
 
 GROUPED_KINDS = (*WINDOWED_KINDS, "state", "state_ratio", "latest_ratio", "latest_max")
 """Kinds computed here in one grouped pass; the others (median, versus, entity_*) go to ``kpis``."""
@@ -335,6 +339,13 @@ def entity_latest(
     if wards is not None:
         entities = entities.loc[entities[WARD].isin(wards)]
     kpi = next((k for k in dataset.kpis if k.id == value), None)
+    if kpi is not None and kpi.kind in ENTITY_KINDS:  # e.g. each station's VN_AQI, each gauge's level
+        found = entity_values(dataset, kpi, snapshot, now, crosswalk, wards=wards)
+        by_entity = found.set_index(found["entity"].astype("string"))["value"] if not found.empty else None
+        entities["value"] = (
+            entities["entity"].astype("string").map(by_entity).astype("float64") if by_entity is not None else np.nan
+        )
+        return entities.reset_index(drop=True)
     measures = list(kpi.measures) if kpi is not None else [value]
     scale = kpi.scale if kpi is not None else 1.0
     recent = snapshot.frames.get("recent")

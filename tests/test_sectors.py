@@ -196,13 +196,12 @@ class TestGridFilters:
 
 
 class TestColourScales:
-    def test_pm25_sub_index_follows_the_decision_1459_breakpoints(self):
-        from dashboards.cards.map_layers import aqi_category, pm25_sub_index
+    def test_stations_take_the_band_and_official_colour_of_their_vn_aqi(self):
+        from dashboards.cards.map_layers import aqi_colours
 
-        assert pm25_sub_index(25) == 50 and pm25_sub_index(50) == 100 and pm25_sub_index(80) == 150
-        assert pm25_sub_index(37.5) == pytest.approx(75)
-        assert pm25_sub_index(900) == 500 and pm25_sub_index(-999) is None
-        assert [aqi_category(v).key for v in (50, 51, 100, 101, 150, 151, 200, 201, 300, 301)] == [
+        rows = pd.DataFrame({"value": [50, 51, 100, 101, 150, 151, 200, 201, 300, 301, np.nan]})
+        bands = aqi_colours(rows)
+        assert [c.key if c else None for c in bands] == [
             "aqi.good",
             "aqi.moderate",
             "aqi.moderate",
@@ -213,7 +212,9 @@ class TestColourScales:
             "aqi.very_bad",
             "aqi.very_bad",
             "aqi.hazardous",
+            None,
         ]
+        assert [bands[0].colour, bands[5].colour] == ["#00e400", "#ff0000"], "Table 1 colours of the decision"
 
     def test_gauges_take_the_highest_of_their_own_alert_levels(self):
         from dashboards.cards.map_layers import flood_colours
@@ -522,19 +523,19 @@ class TestFiguresEqualSql:
 
         context = sectors_app["context"]
         dataset = context.catalogue.get("env_air")
-        stations = entity_latest(dataset, "pm25_max", context.snapshot("env_air"), FIXED_NOW, context.crosswalk)
+        stations = entity_latest(dataset, "aqi_max", context.snapshot("env_air"), FIXED_NOW, context.crosswalk)
         worst = stations.loc[stations["value"].idxmax()]
         client = login(sectors_app["app"], "leader")
         response = kpis(client, "/environment", "?window=24h")
-        shown = tile_values(response)["pm25_max"]
-        assert shown == format_number(worst["value"], "vi", 1)
+        shown = tile_values(response)["aqi_max"]
+        assert shown == format_number(worst["value"], "vi", 0)
         tile = next(
-            t for t in response.json["response"]["kpi-row"]["children"] if t["props"]["id"]["kpi"] == "pm25_max"
+            t for t in response.json["response"]["kpi-row"]["children"] if t["props"]["id"]["kpi"] == "aqi_max"
         )
         assert worst["name"] in json.dumps(tile, ensure_ascii=False)
         markers = ward_map(client, "/environment", "?window=24h").json["response"]["ward-map"]["figure"]["data"][3]
         (text,) = [t for t in markers["text"] if t.startswith(f"<b>{worst['name']}</b>")]
-        assert f": {shown} µg/m³" in text
+        assert f": {shown}" in text
 
 
 class TestMap:

@@ -3,8 +3,8 @@
 Pure functions from DataFrames to plotly traces, as plain dicts (a refresh patches them into the
 browser's figure; building ``graph_objects`` would validate thousands of points on every tick).
 Colours come from functions registered in ``COLOURS`` by key (a page spec names the key), so a
-better classification (the Vietnamese AQI of Decision 1459/QĐ-TCMT once the data layer computes
-it) replaces one entry without touching the map card.
+new classification is one entry, without touching the map card. Air stations use the Vietnamese
+AQI of Decision 1459/QĐ-TCMT as ``data_sources.aqi`` computes it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data_sources import aqi
 from layouts.i18n import format_number, t
 
 NO_DATA_COLOUR = "#8c959f"
@@ -71,43 +72,13 @@ def occupancy_colours(rows: pd.DataFrame) -> list[Category | None]:
     return _banded(rows["value"], [75.0, 90.0 + 1e-9], OCCUPANCY)
 
 
-AQI_CATEGORIES = [
-    Category("aqi.good", "#00e400"),
-    Category("aqi.moderate", "#ffff00"),
-    Category("aqi.poor", "#ff7e00"),
-    Category("aqi.bad", "#ff0000"),
-    Category("aqi.very_bad", "#8f3f97"),
-    Category("aqi.hazardous", "#7e0023"),
-]
-"""Categories and colours of the Vietnamese AQI (Decision 1459/QĐ-TCMT, 2019)."""
-
-PM25_BREAKPOINTS = [(0, 0), (25, 50), (50, 100), (80, 150), (150, 200), (250, 300), (350, 400), (500, 500)]
-"""(PM2.5 µg/m³, AQI) breakpoints of Decision 1459/QĐ-TCMT for PM2.5."""
-
-
-def pm25_sub_index(pm25: float) -> float | None:
-    """The PM2.5 sub-index by linear interpolation between breakpoints (capped at 500)."""
-    if pm25 is None or pd.isna(pm25) or pm25 < 0:
-        return None
-    for (low_c, low_i), (high_c, high_i) in zip(PM25_BREAKPOINTS, PM25_BREAKPOINTS[1:], strict=False):
-        if pm25 <= high_c:
-            return low_i + (high_i - low_i) * (pm25 - low_c) / (high_c - low_c)
-    return 500.0
-
-
-def aqi_category(aqi: float | None) -> Category | None:
-    """Category of an AQI value: 0-50 good ... 301-500 hazardous."""
-    if aqi is None or pd.isna(aqi):
-        return None
-    return _banded(pd.Series([aqi]), [50.5, 100.5, 150.5, 200.5, 300.5], AQI_CATEGORIES)[0]
-
-
-def pm25_aqi_colours(rows: pd.DataFrame) -> list[Category | None]:
-    """Stations by the AQI category of their latest PM2.5 (interim: PM2.5 sub-index only).
-
-    Replace ``COLOURS["aqi"]`` with a function reading the full VN_AQI once the snapshot carries it.
-    """
-    return [aqi_category(pm25_sub_index(v)) for v in rows["value"]]
+def aqi_colours(rows: pd.DataFrame) -> list[Category | None]:
+    """Stations by the band of their VN_AQI now (Decision 1459/QĐ-TCMT: ``data_sources.aqi``)."""
+    out: list[Category | None] = []
+    for value in rows["value"]:
+        band = aqi.category(None if value is None or pd.isna(value) else float(value))
+        out.append(Category(f"aqi.{band.id}", band.colour) if band else None)
+    return out
 
 
 FLOOD = [
@@ -138,7 +109,7 @@ def flood_colours(rows: pd.DataFrame) -> list[Category | None]:
 COLOURS: dict[str, ColourFunction] = {
     "congestion": congestion_colours,
     "occupancy": occupancy_colours,
-    "aqi": pm25_aqi_colours,
+    "aqi": aqi_colours,
     "flood_level": flood_colours,
 }
 """Colour functions by the key a page spec names (``Markers.colour``)."""
