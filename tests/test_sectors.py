@@ -529,9 +529,7 @@ class TestFiguresEqualSql:
         response = kpis(client, "/environment", "?window=24h")
         shown = tile_values(response)["aqi_max"]
         assert shown == format_number(worst["value"], "vi", 0)
-        tile = next(
-            t for t in response.json["response"]["kpi-row"]["children"] if t["props"]["id"]["kpi"] == "aqi_max"
-        )
+        tile = next(t for t in response.json["response"]["kpi-row"]["children"] if t["props"]["id"]["kpi"] == "aqi_max")
         assert worst["name"] in json.dumps(tile, ensure_ascii=False)
         markers = ward_map(client, "/environment", "?window=24h").json["response"]["ward-map"]["figure"]["data"][3]
         (text,) = [t for t in markers["text"] if t.startswith(f"<b>{worst['name']}</b>")]
@@ -840,3 +838,17 @@ class TestForgedRequests:
     def test_export_without_a_session_redirects_to_login(self, sectors_app):
         response = sectors_app["app"].server.test_client().get("/export/feedback.csv?window=30d&ward=19753")
         assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+class TestComparisonTiles:
+    def test_a_versus_tile_says_against_what_the_baseline_and_the_change_with_an_arrow(self):
+        from config.datasets import load_datasets
+        from dashboards.cards.kpi_row import kpi_caption
+        from data_sources.kpis import KpiFigure
+
+        kpi = load_datasets().get("traffic_readings").kpi("speed_vs_last_week")
+        down = kpi_caption(KpiFigure(kpi, 36.0, baseline=40.0, change=-10.0), "7d", "vi")
+        assert down == "Giờ này · so với cùng giờ tuần trước: 40,0 (▼ 10,0%)"
+        up = kpi_caption(KpiFigure(kpi, 44.0, baseline=40.0, change=10.0), "7d", "en")
+        assert up == "This hour · vs the same hour last week: 40.0 (▲ 10.0%)"
+        assert kpi_caption(KpiFigure(kpi, 44.0), "7d", "en") == "This hour · vs the same hour last week: no data yet"

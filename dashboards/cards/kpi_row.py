@@ -12,9 +12,9 @@ from data_sources.figures import kpi_value
 from data_sources.kpis import KpiFigure
 from layouts import ids
 from layouts.components import kpi_tile
-from layouts.i18n import t
+from layouts.i18n import format_number, t
 
-NOW_KINDS = ("state", "state_ratio", "latest_ratio", "latest_max")
+NOW_KINDS = ("state", "state_ratio", "latest_ratio", "latest_max", "entity_max", "entity_count")
 OWN_WINDOWS = ("today", "all", "latest")
 """KPI windows a tile always keeps: "today" stays today whatever the selected range."""
 
@@ -32,12 +32,28 @@ def tile_window(kpi_window: str, selected: str, fixed: bool) -> str:
 
 
 def kpi_caption(figure: KpiFigure, window: str, lang: str, *, range_label: str | None = None) -> str:
-    """What the figure covers: "now" for current-state and latest values, else its window."""
+    """What the figure covers: "now" for current-state and latest values, else its window; a
+    comparison says against what, the baseline's value and the change in words and numbers."""
     if figure.kpi.kind in NOW_KINDS:
         return t("window.now", lang)
+    if figure.kpi.kind == "versus":
+        return versus_caption(figure, lang)
     if window == "custom" and range_label:
         return range_label
     return t(f"window.{window}", lang)
+
+
+def versus_caption(figure: KpiFigure, lang: str) -> str:
+    """ "vs same hour last week: 41.2 (▼ 8.3%)"; the arrow and the sign carry the direction, not colour."""
+    against = t(f"kpi.baseline.{figure.kpi.baseline}", lang)
+    if figure.baseline is None:
+        return t("kpi.versus_none", lang, against=against)
+    baseline = format_number(figure.baseline, lang, figure.kpi.decimals)
+    if figure.change is None:
+        return t("kpi.versus", lang, against=against, baseline=baseline, change="")
+    arrow = "▲" if figure.change > 0 else "▼" if figure.change < 0 else "="
+    change = f" ({arrow} {format_number(abs(figure.change), lang, 1)}%)"
+    return t("kpi.versus", lang, against=against, baseline=baseline, change=change)
 
 
 def build_kpi_tiles(figures: list[tuple[str, KpiFigure, str]], lang: str, *, entity_names=None) -> list[html.Div]:
