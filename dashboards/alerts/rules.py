@@ -50,7 +50,7 @@ from data_sources.alerts.values import Preview, preview
 from layouts import ids
 from layouts.components import card, empty_state
 from layouts.i18n import format_number, t
-from layouts.theme import base_layout
+from layouts.theme import base_layout, date_axis, graph_config
 
 RULES_PATH = "/alerts/rules"
 FIELDS = (
@@ -296,7 +296,12 @@ def rule_form(context: AppContext, owner: str, lang: str) -> html.Div:
                 className="button-row",
             ),
             html.Div(id=ids.RULE_MESSAGE, className="form-message", role="status"),
-            dcc.Graph(id=ids.RULE_PREVIEW_GRAPH, className="preview-graph", style={"display": "none"}),
+            dcc.Graph(
+                id=ids.RULE_PREVIEW_GRAPH,
+                config=graph_config(lang),
+                className="preview-graph",
+                style={"display": "none"},
+            ),
             html.Div(id=ids.RULE_PREVIEW_RESULT, className="preview-result"),
         ],
         className="rule-form",
@@ -535,7 +540,9 @@ def dataset_choices(dataset_id, scope):
         return [], [], [], scope != "ward", True, True
     kpis = [
         {
-            "label": kpi_label(dataset.id, k.id, lang) + (f" ({k.unit})" if k.unit else ""),
+            "label": t("text.with_unit", lang, label=kpi_label(dataset.id, k.id, lang), unit=k.unit)
+            if k.unit
+            else kpi_label(dataset.id, k.id, lang),
             "value": k.id,
             "title": t("alerts.hint.per_entity", lang) if kpi_has_entity_detail(dataset, k) else "",
         }
@@ -635,6 +642,7 @@ def save(n_clicks, *values):
 def build_preview_figure(result: Preview, labels: Mapping[str, str], lang: str) -> go.Figure:
     """Values of the subjects that would have fired (or the highest ones), thresholds and alert spans."""
     figure = go.Figure(layout=base_layout(uirevision="preview", hovermode="x unified", height=360))
+    figure.update_xaxes(**date_axis(lang))
     fired = list(dict.fromkeys(e.subject for e in result.episodes))
 
     def peak(subject: str) -> float:

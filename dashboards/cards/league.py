@@ -72,7 +72,8 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
     for dataset_id, kpi_id in view.page.league_columns:
         kpi = view.context.catalogue.get(dataset_id).kpi(kpi_id)
         own = catalogue(lang).get(f"league.{dataset_id}.{kpi_id}")  # the KPI's name without its own window
-        label = (own or t(f"kpi.{dataset_id}.{kpi_id}", lang)) + (f" ({kpi.unit})" if kpi.unit else "")
+        label = own or t(f"kpi.{dataset_id}.{kpi_id}", lang)
+        label = t("text.with_unit", lang, label=label, unit=kpi.unit) if kpi.unit else label
         columns.append(
             {
                 "name": label,

@@ -267,6 +267,8 @@ def update_ward_map(_versions, search, pathname, drawn):
                 className="layer-empty",
             )
         )
+    if context.wards_approximate:  # on every refresh: the legend is replaced, not patched
+        legend.append(html.Div(t("map.approximate", lang), className="map-approximate"))
     fingerprints = [layer.fingerprint for layer in layers]
     signature = {"path": view.page.path, "traces": FIRST_LAYER + len(layers), "layers": fingerprints}
     if (
@@ -304,6 +306,4 @@ def update_ward_map(_versions, search, pathname, drawn):
         tile_url=context.settings.map_tile_url,
         higher_is_better=kpi.good == "up",
     )
-    if context.wards_approximate:
-        legend.append(html.Div(t("map.approximate", lang), className="map-approximate"))
     return figure, legend, signature
