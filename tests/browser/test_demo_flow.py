@@ -19,6 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import func, select
 
 from config.settings import PROJECT_DIR
+from dashboards.sectors import sector_page_for
 from data_sources.clock import system_clock
 from data_sources.demo.generate import generate_warehouse
 from data_sources.demo.schema import OPEN_FEEDBACK_STATUSES, feedback_reports
@@ -157,7 +158,8 @@ def test_leader_logs_in_drills_into_a_ward_sees_stale_when_the_poller_stops_and_
 
     # sector page: tiles, series and the ward map
     click_when_ready(wait, By.CSS_SELECTOR, "a.kpi-link[href='/feedback']")
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#kpi-row .kpi-tile")) == 6)
+    tiles = len(sector_page_for("/feedback").kpis)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#kpi-row .kpi-tile")) == tiles)
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#ward-map .js-plotly-plot")))
     save_screenshot(driver, "03-feedback")
 
