@@ -141,6 +141,14 @@ def _ensure_secret(settings_file_key: Path) -> None:
         settings_file_key.chmod(0o600)
 
 
+def quality_rules(settings: Settings):
+    """The province's extent and unit codes, for the poller's coordinate and ward-code checks."""
+    from data_sources.quality import QualityRules, province_bounds
+
+    bounds = province_bounds(current_units(settings.province_code), settings.boundaries_path)
+    return QualityRules(bounds=bounds, known_units=frozenset(unit_crosswalk(settings.province_code)))
+
+
 def run_poller(settings: Settings) -> None:
     """Run the poller until SIGINT/SIGTERM."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -150,7 +158,10 @@ def run_poller(settings: Settings) -> None:
 
     catalogue = load_datasets(settings.datasets_file)
     poller = Poller(
-        catalogue, create_warehouse_engine(settings.warehouse_url), open_snapshot_store(settings.snapshot_url)
+        catalogue,
+        create_warehouse_engine(settings.warehouse_url),
+        open_snapshot_store(settings.snapshot_url),
+        rules=quality_rules(settings),
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)
