@@ -156,10 +156,9 @@ def bucket_expression(reflected: ReflectedDataset, size_seconds: int, source: So
     """Start of the ``size_seconds`` bucket holding the event time, as epoch seconds."""
     source = reflected.table if source is None else source
     epoch = epoch_seconds(reflected, source.c[reflected.dataset.event_time])
-    size = literal(int(size_seconds), Integer)
-    if reflected.dialect == "sqlite":
-        return (epoch / size) * size
-    return cast(func.floor(epoch / cast(size, BigInteger)), BigInteger) * size
+    size = literal(int(size_seconds), BigInteger)
+    # ``//`` is integer (floor) division on both dialects; ``/`` is true division in SQLAlchemy 2
+    return (epoch // size) * size
 
 
 def filter_expression(table: Source, condition: Filter, now: datetime) -> ColumnElement:
