@@ -49,7 +49,7 @@ from data_sources.quality import (
     check_catalogue,
 )
 from data_sources.records import mask_value
-from data_sources.snapshots import Snapshot, SnapshotStore
+from data_sources.snapshots import EncodedFrame, Snapshot, SnapshotStore, encode_frame
 from data_sources.sql import (
     ROWS,
     ReflectedDataset,
@@ -62,6 +62,7 @@ from data_sources.sql import (
     quality_names,
     reflect_dataset,
     time_ranges_condition,
+    unindexed_group_key,
     where_conditions,
 )
 from data_sources.warehouse import statement_timeout
@@ -161,13 +162,20 @@ class PollResult:
     attempts: int = 1
     late_rows: int = 0
     """Rows found this poll that arrived after the late window (reported and counted)."""
+    window_rows: int = 0
+    """Rows inside the late window (``watermark > last watermark - late_window``) read this poll."""
     reset: str | None = None
     """Why the rollups were rebuilt from scratch this poll (the warehouse went back in time)."""
 
 
 @dataclass
 class Tiers:
-    """The rollup in its three retention tiers; ``fine`` keeps entities, the others units only."""
+    """The rollup in its three retention tiers, each a published frame.
+
+    ``fine`` holds the dataset's buckets (with entities) from ``fine_floor``; ``hourly`` every hour
+    from ``hourly_floor`` (hours of the fine period derived from it); ``daily`` every day (days of the
+    hourly period derived from it). Each poll replaces only the buckets, hours and days it touched.
+    """
 
     fine: pd.DataFrame
     hourly: pd.DataFrame
@@ -197,6 +205,8 @@ class _Pending:
     max_key: Any
     rows_read: int
     buckets: int
+    window: tuple[datetime, dict[int, tuple]] | None = None
+    window_rows: int = 0
     late_rows: int = 0
     late_units: dict[str, int] = field(default_factory=dict)
     late_examples: list[dict[str, Any]] = field(default_factory=list)
@@ -219,6 +229,9 @@ class DatasetPoller:
     tiers: Tiers | None = None
     late: LateArrivals = field(default_factory=LateArrivals)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    window: tuple[datetime, dict[int, tuple]] | None = None
+    """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
+    encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
     history: list[PollResult] = field(default_factory=list)
     retries: int = RETRIES
     backoff_seconds: float = BACKOFF_SECONDS
@@ -295,6 +308,7 @@ class DatasetPoller:
                     snapshot.version,
                     attempts=attempts,
                     late_rows=pending.late_rows,
+                    window_rows=pending.window_rows,
                     reset=pending.reset,
                 )
                 break
@@ -326,6 +340,7 @@ class DatasetPoller:
         self.tiers = pending.tiers
         self.watermark = pending.watermark
         self.max_key = pending.max_key
+        self.window = pending.window
         if pending.reset:
             self.examples = {}
         for check, found in pending.examples.items():
@@ -364,16 +379,25 @@ class DatasetPoller:
             "hourly": (bucket_start(hourly_floor), bucket_start(fine_floor)),
             "daily": (None, bucket_start(hourly_floor)),
         }
-        frames = {}
+        read = {}
         for tier, (start, end) in tier_ranges.items():
-            condition = time_ranges_condition(reflected, [(start, end)])
-            frames[tier] = self._grouped(connection, now, tier, condition)
-        tiers = Tiers(frames["fine"], frames["hourly"], frames["daily"], fine_floor, hourly_floor)
-        fresh = {tier: (frame, self._tier_size(tier)) for tier, frame in frames.items()}
+            read[tier] = self._grouped(connection, now, tier, time_ranges_condition(reflected, [(start, end)]))
+        fine = read["fine"]
+        hours = set(floor_to(fine[BUCKET], self.hour_size))
+        hourly = pd.concat([read["hourly"], self._derive(fine, hours, self.hour_size)], ignore_index=True)
+        days = set(floor_to(hourly[BUCKET], DAY))
+        daily = pd.concat([read["daily"], self._derive(hourly, days, DAY)], ignore_index=True)
+        tiers = Tiers(fine, hourly, daily, fine_floor, hourly_floor)
+        fresh = {tier: (frame, self._tier_size(tier)) for tier, frame in read.items()}
         examples = self._examples(connection, fresh, replace_all=True)
-        rows = sum(int(f[ROWS].sum()) for f in frames.values())
-        buckets = sum(len(f[BUCKET].unique()) for f in frames.values())
-        return _Pending(tiers, latest, max_key, rows, buckets, examples=examples, reset=reset)
+        rows = sum(int(f[ROWS].sum()) for f in read.values())
+        buckets = sum(len(f[BUCKET].unique()) for f in read.values())
+        window = None
+        if latest is not None:
+            since = latest - timedelta(seconds=self.dataset.late_window_seconds)
+            touched = self._window_read(connection, since)
+            window = (since, {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None})
+        return _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
 
     def _tier_size(self, tier: str) -> int:
         return {"fine": self.dataset.bucket_seconds, "hourly": self.hour_size, "daily": DAY}[tier]
@@ -386,68 +410,87 @@ class DatasetPoller:
         keys = self.keys if by_entity else [BUCKET, UNIT]
         return self._read_frame(connection, statement, keys)
 
+    def _derive(self, frame: pd.DataFrame, periods: set[int], size: int) -> pd.DataFrame:
+        """Rows of ``frame`` in the given ``size``-second periods, re-aggregated per (period, unit)."""
+        starts = floor_to(frame[BUCKET], size)
+        part = frame.loc[starts.isin(periods)].assign(**{BUCKET: starts})
+        return combine(part.drop(columns=[ENTITY], errors="ignore"), [BUCKET, UNIT], self.aggregations)
+
+    @staticmethod
+    def _replace(frame: pd.DataFrame, buckets: set[int], fresh: list[pd.DataFrame]) -> pd.DataFrame:
+        """``frame`` with the rows of ``buckets`` replaced by ``fresh``."""
+        if not buckets:
+            return frame
+        kept = frame.loc[~frame[BUCKET].isin(buckets)]
+        parts = [f for f in (kept, *fresh) if not f.empty]
+        return pd.concat(parts, ignore_index=True) if parts else kept
+
     def _advanced(self, floors: tuple[int, int]) -> Tiers:
-        """The tiers with buckets that aged past a tier's horizon folded into the next coarser tier."""
+        """The tiers with buckets past their tier's horizon dropped (their hours and days stay)."""
         tiers = self.tiers
-        fine_floor, hourly_floor = floors
-        aggregations = self.aggregations
-        fine, hourly, daily = tiers.fine, tiers.hourly, tiers.daily
-        if fine_floor > tiers.fine_floor:
-            old = fine[BUCKET] < fine_floor
-            if old.any():
-                moved = fine.loc[old].assign(**{BUCKET: floor_to(fine.loc[old, BUCKET], self.hour_size)})
-                hourly = combine(
-                    pd.concat([hourly, moved.drop(columns=[ENTITY], errors="ignore")]), [BUCKET, UNIT], aggregations
-                )
-                fine = fine.loc[~old]
-        if hourly_floor > tiers.hourly_floor:
-            old = hourly[BUCKET] < hourly_floor
-            if old.any():
-                moved = hourly.loc[old].assign(**{BUCKET: floor_to(hourly.loc[old, BUCKET], DAY)})
-                daily = combine(pd.concat([daily, moved]), [BUCKET, UNIT], aggregations)
-                hourly = hourly.loc[~old]
-        return Tiers(fine, hourly, daily, max(fine_floor, tiers.fine_floor), max(hourly_floor, tiers.hourly_floor))
+        fine_floor, hourly_floor = max(floors[0], tiers.fine_floor), max(floors[1], tiers.hourly_floor)
+        fine, hourly = tiers.fine, tiers.hourly
+        if fine_floor > tiers.fine_floor and (fine[BUCKET] < fine_floor).any():
+            fine = fine.loc[fine[BUCKET] >= fine_floor]
+        if hourly_floor > tiers.hourly_floor and (hourly[BUCKET] < hourly_floor).any():
+            hourly = hourly.loc[hourly[BUCKET] >= hourly_floor]
+        return Tiers(fine, hourly, tiers.daily, fine_floor, hourly_floor)
+
+    def _window_read(self, connection: Connection, since: datetime) -> list:
+        """Per bucket touched by rows past ``since``: rows, newest watermark (and newest key)."""
+        reflected = self._reflect()
+        table = reflected.table
+        watermark_column = table.c[self.dataset.watermark]
+        bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
+        columns = [bucket, func.count(), func.max(watermark_column)]
+        if reflected.increasing_key:
+            columns.append(func.max(table.c[self.dataset.key]))
+        return connection.execute(select(*columns).where(watermark_column > since).group_by(bucket)).fetchall()
 
     def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
-        table = reflected.table
-        watermark_column = table.c[dataset.watermark]
-        key = table.c[dataset.key]
         tiers = self._advanced(floors)
         since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
         bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
-        columns = [bucket, func.max(watermark_column)]
-        if reflected.increasing_key:
-            columns.append(func.max(key))
-        touched = connection.execute(select(*columns).where(watermark_column > since).group_by(bucket)).fetchall()
-        buckets = {int(row[0]) for row in touched if row[0] is not None}
-        newest = max((row[1] for row in touched), default=self.watermark)
+        touched = self._window_read(connection, since)
+        window = {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None}
+        newest = max((row[2] for row in touched), default=self.watermark)
         max_key = self.max_key
         if reflected.increasing_key:
-            max_key = max([k for k in (max_key, *(row[2] for row in touched)) if k is not None], default=None)
-        pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0)
+            max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
+        pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0, window=(since, window))
+        pending.window_rows = sum(int(row[1]) for row in touched)
+        # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
+        # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
+        unchanged = self.window[1] if self.window is not None and self.window[0] == since else {}
+        buckets = {b for b, fingerprint in window.items() if unchanged.get(b) != fingerprint}
         if reflected.increasing_key and self.max_key is not None:
             self._late_arrivals(connection, since, bucket, pending, buckets)
         if not buckets:
             return pending
-        fresh = {}
-        for tier in ("fine", "hourly", "daily"):
-            if tier == "fine":
-                chosen = {b for b in buckets if b >= tiers.fine_floor}
-            elif tier == "hourly":
-                chosen = {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor}
-            else:
-                chosen = {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor}
-            if chosen:
-                fresh[tier] = (self._recompute(connection, now, tier, chosen), self._tier_size(tier), chosen)
-        for tier, (frame, _, chosen) in fresh.items():
-            current = getattr(tiers, tier)
-            kept = current.loc[~current[BUCKET].isin(chosen)]
-            setattr(tiers, tier, pd.concat([kept, frame], ignore_index=True) if not kept.empty else frame)
-        pending.rows_read = sum(int(f[ROWS].sum()) for f, _, _ in fresh.values())
-        pending.buckets = sum(len(chosen) for _, _, chosen in fresh.values())
-        pending.examples = self._examples(connection, {t: (f, s) for t, (f, s, _) in fresh.items()})
+        chosen = {
+            "fine": {b for b in buckets if b >= tiers.fine_floor},
+            "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
+            "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
+        }
+        read = {tier: self._recompute(connection, now, tier, found) for tier, found in chosen.items() if found}
+        empty = self._empty([BUCKET, UNIT])
+        tiers.fine = self._replace(tiers.fine, chosen["fine"], [read.get("fine", empty)])
+        hours_from_fine = {floor_to(b, self.hour_size) for b in chosen["fine"]}
+        hours = hours_from_fine | chosen["hourly"]
+        tiers.hourly = self._replace(
+            tiers.hourly, hours, [self._derive(tiers.fine, hours_from_fine, self.hour_size), read.get("hourly", empty)]
+        )
+        days_from_hours = {floor_to(h, DAY) for h in hours}
+        tiers.daily = self._replace(
+            tiers.daily,
+            days_from_hours | chosen["daily"],
+            [self._derive(tiers.hourly, days_from_hours, DAY), read.get("daily", empty)],
+        )
+        pending.rows_read = sum(int(f[ROWS].sum()) for f in read.values())
+        pending.buckets = sum(len(found) for found in chosen.values())
+        pending.examples = self._examples(connection, {t: (f, self._tier_size(t)) for t, f in read.items()})
         return pending
 
     def _late_arrivals(self, connection: Connection, since: datetime, bucket, pending: _Pending, buckets: set) -> None:
@@ -625,7 +668,7 @@ class DatasetPoller:
                 statement = (
                     select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
                     .where(*where_conditions(reflected, measure, now))
-                    .group_by(*(k.element for k in keys))
+                    .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
                 )
                 result = connection.execute(statement)
                 frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -657,21 +700,10 @@ class DatasetPoller:
 
     def rollup_frames(self) -> dict[str, pd.DataFrame]:
         """The history tiers as published: ``recent`` (fine), ``hourly`` (35 days), ``daily`` (all)."""
-        aggregations = self.aggregations
         if self.tiers is None:
-            return {
-                "recent": self._empty(self.keys),
-                "hourly": self._empty([BUCKET, UNIT]),
-                "daily": self._empty([BUCKET, UNIT]),
-            }
-        fine, hourly_tier, daily_tier = self.tiers.fine, self.tiers.hourly, self.tiers.daily
-        fine_hours = fine.assign(**{BUCKET: floor_to(fine[BUCKET], self.hour_size)}).drop(
-            columns=[ENTITY], errors="ignore"
-        )
-        hourly = combine(pd.concat([hourly_tier, fine_hours], ignore_index=True), [BUCKET, UNIT], aggregations)
-        days = hourly.assign(**{BUCKET: floor_to(hourly[BUCKET], DAY)})
-        daily = combine(pd.concat([daily_tier, days], ignore_index=True), [BUCKET, UNIT], aggregations)
-        return {"recent": fine.sort_values(self.keys).reset_index(drop=True), "hourly": hourly, "daily": daily}
+            empty = self._empty([BUCKET, UNIT])
+            return {"recent": self._empty(self.keys), "hourly": empty, "daily": empty}
+        return {"recent": self.tiers.fine, "hourly": self.tiers.hourly, "daily": self.tiers.daily}
 
     def frames(self, now: datetime) -> dict[str, pd.DataFrame]:
         """The snapshot frames: the history tiers, current state and entities."""
@@ -679,6 +711,18 @@ class DatasetPoller:
             "state": self._state_frame(to_local_naive(now)),
             "entities": self._entities_frame(),
         }
+
+    def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
+        """Frames as Parquet, re-using last poll's bytes for a frame that did not change."""
+        encoded = {}
+        for name, frame in frames.items():
+            previous = self.encoded.get(name)
+            if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
+                encoded[name] = previous[1]
+            else:
+                encoded[name] = EncodedFrame(encode_frame(frame))
+                self.encoded[name] = (frame, encoded[name])
+        return encoded
 
     def quality_meta(self) -> dict[str, Any]:
         """Quality checks, example rows and late arrivals, as published in the snapshot's metadata."""
@@ -708,4 +752,4 @@ class DatasetPoller:
             "retention": RETENTION,
             "quality": self.quality_meta(),
         }
-        return self.store.put(self.dataset.id, meta, frames)
+        return self.store.put(self.dataset.id, meta, self._encoded(frames))

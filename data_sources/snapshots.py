@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -44,11 +44,21 @@ class Snapshot:
         return found.copy() if found is not None else pd.DataFrame()
 
 
-def encode_frame(frame: pd.DataFrame) -> bytes:
-    """Serialise a frame to Parquet bytes."""
+def encode_frame(frame: pd.DataFrame | EncodedFrame) -> bytes:
+    """Serialise a frame to Parquet bytes (an already encoded frame is passed through)."""
+    if isinstance(frame, EncodedFrame):
+        return frame.payload
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame already serialised by ``encode_frame``: a writer that publishes an unchanged frame
+    again (most polls change one frame of five) hands the store the bytes it encoded last time."""
+
+    payload: bytes
 
 
 def decode_frame(payload: bytes) -> pd.DataFrame:
@@ -72,7 +82,7 @@ def _json_default(value: Any) -> Any:
 class SnapshotStore(Protocol):
     """What the poller writes to and the web reads from."""
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         """Store a new snapshot for ``dataset``; its version is one above the previous one."""
 
     def version(self, dataset: str) -> int | None:
@@ -106,7 +116,7 @@ class MemorySnapshotStore:
         self._locks: dict[str, tuple[str, float]] = {}
         self._mutex = threading.Lock()
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         with self._mutex:
             previous = self._snapshots.get(dataset)
             snapshot = Snapshot(
@@ -114,7 +124,7 @@ class MemorySnapshotStore:
                 version=(previous.version + 1) if previous else 1,
                 created_at=datetime.now().astimezone(),
                 meta=json.loads(encode_meta(meta)),
-                frames={name: decode_frame(encode_frame(frame)) for name, frame in frames.items()},
+                frames=LazyFrames({name: encode_frame(frame) for name, frame in frames.items()}),
             )
             self._snapshots[dataset] = snapshot
             return snapshot
@@ -289,7 +299,7 @@ class SQLiteSnapshotStore:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         meta_json = encode_meta(meta)
         payloads = {name: encode_frame(frame) for name, frame in frames.items()}
         created_at = _utc_now()
@@ -373,8 +383,29 @@ def _snapshot(dataset: str, version: int, created_at: datetime, meta_json: str, 
         version=version,
         created_at=created_at,
         meta=json.loads(meta_json),
-        frames={name: decode_frame(payload) for name, payload in payloads.items()},
+        frames=LazyFrames(payloads),
     )
+
+
+class LazyFrames(Mapping[str, pd.DataFrame]):
+    """Frames decoded from Parquet on first access: a card reading one frame does not pay for five,
+    and the poller, which only wants the new version, decodes nothing."""
+
+    def __init__(self, payloads: dict[str, bytes]) -> None:
+        self._payloads = payloads
+        self._decoded: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        found = self._decoded.get(name)
+        if found is None:
+            found = self._decoded[name] = decode_frame(self._payloads[name])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._payloads)
+
+    def __len__(self) -> int:
+        return len(self._payloads)
 
 
 _REDIS_ACQUIRE = """
@@ -418,7 +449,7 @@ class RedisSnapshotStore:
         """Close the connection pool."""
         self._client.close()
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         meta_json = encode_meta(meta)
         payloads = {name: encode_frame(frame) for name, frame in frames.items()}
         created_at = _utc_now()

@@ -29,6 +29,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from config.datasets import COLUMN_PREFIX, NOW, Dataset, Filter, Measure
 
@@ -159,6 +161,18 @@ def bucket_expression(reflected: ReflectedDataset, size_seconds: int, source: So
     size = literal(int(size_seconds), BigInteger)
     # ``//`` is integer (floor) division on both dialects; ``/`` is true division in SQLAlchemy 2
     return (epoch // size) * size
+
+
+def unindexed_group_key(reflected: ReflectedDataset, column: ColumnElement) -> ColumnElement:
+    """A GROUP BY key that keeps SQLite from grouping by walking a whole index of that column.
+
+    With an index on (ward_code, ...) SQLite prefers scanning it in order over searching a selective
+    filter's index (500 ms instead of 6 ms for the demo's "processing dossiers"); the unary ``+`` is
+    SQLite's documented way to take a term out of index selection. Other dialects get the column.
+    """
+    if reflected.dialect == "sqlite":
+        return UnaryExpression(column, operator=operators.custom_op("+"))
+    return column
 
 
 def filter_expression(table: Source, condition: Filter, now: datetime) -> ColumnElement:

@@ -125,7 +125,8 @@ class TestIncrementalPolling:
         clock.advance(minutes=30)
         second = poller.poll()
         assert second.error is None
-        assert second.rows_read == 1  # the newest row, inside watermark - late_window; not the older one
+        assert second.window_rows == 1  # the newest row, inside watermark - late_window; not the older one
+        assert second.rows_read == 0  # the window holds what it held last poll: nothing to recompute
         assert second.version == first.version + 1
         assert figure(store, dataset, clock, "open") == 2
         assert store.get("feedback").frame("daily")["reports"].sum() == 2
