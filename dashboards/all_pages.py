@@ -3,4 +3,5 @@
 One line per feature module; the order does not matter.
 """
 
+import dashboards.data_health  # noqa: F401
 from dashboards import pages  # noqa: F401

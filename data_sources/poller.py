@@ -363,7 +363,7 @@ class DatasetPoller:
             if self.tiers is not None and self.watermark is not None and (latest is None or latest < self.watermark):
                 reset = f"newest {dataset.watermark} went back from {self.watermark} to {latest}: rollups rebuilt"
                 log.warning("dataset %s: %s", dataset.id, reset)
-            if self.tiers is None or reset:
+            if self.tiers is None or self.watermark is None or reset:  # first poll, or an empty table so far
                 return self._full_load(connection, now, floors, latest, reset)
             return self._incremental(connection, now, floors)
 
@@ -602,7 +602,7 @@ class DatasetPoller:
             missing |= bool(present.isna().any())
             codes |= set(present.dropna())
         checks: dict[str, Any] = {}
-        if missing or MISSING_UNIT in self.examples:
+        if (missing or MISSING_UNIT in self.examples) and self.dataset.unit not in self.dataset.required:
             checks[MISSING_UNIT] = unit.is_(None)
         known = self.rules.known_units
         if known is not None:

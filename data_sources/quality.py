@@ -97,7 +97,8 @@ def check_catalogue(dataset: Dataset, rollup_checks: list[str]) -> dict[str, dic
             checks[name] = {"dimension": "validity", "column": f"{dataset.latitude}, {dataset.longitude}"}
         elif name == DUPLICATES:
             checks[name] = {"dimension": "uniqueness", "column": ", ".join(dataset.natural_key)}
-    checks[MISSING_UNIT] = {"dimension": "completeness", "column": dataset.unit}
+    if dataset.unit not in dataset.required:  # else the required-column check counts these rows already
+        checks[MISSING_UNIT] = {"dimension": "completeness", "column": dataset.unit}
     checks[UNKNOWN_UNIT] = {"dimension": "validity", "column": dataset.unit}
     checks[LATE] = {"dimension": "timeliness", "column": dataset.watermark}
     return checks
@@ -142,7 +143,8 @@ def quality_by_ward(
         table = frame[present].assign(ward=label.astype(str), unit_status=status)
         rows = frame[ROWS].fillna(0)
         table[UNKNOWN_UNIT] = rows.where(status == "unknown", 0)
-        table[MISSING_UNIT] = rows.where(status == "missing", 0)
+        if MISSING_UNIT in checks:
+            table[MISSING_UNIT] = rows.where(status == "missing", 0)
     table = table.reindex(columns=["ward", "unit_status", *columns], fill_value=0.0)
     table[LATE] = 0.0
     grouped = table.groupby(["ward", "unit_status"], dropna=False)[columns].sum().reset_index()

@@ -33,6 +33,14 @@ RECORDS_PAGE = "records-page-label"
 # overview
 OVERVIEW_TILES = "overview-tiles"
 
+# data health (issue 3)
+HEALTH_DATASET = "health-dataset"
+HEALTH_WINDOW = "health-window"
+HEALTH_OVERVIEW = "health-overview"
+HEALTH_DETAIL = "health-detail"
+HEALTH_POLLS = "health-polls"
+HEALTH_FRESHNESS = "health-freshness-store"
+
 
 def kpi_tile(dataset: str, kpi: str) -> dict[str, str]:
     """Id of one KPI tile."""
@@ -42,3 +50,8 @@ def kpi_tile(dataset: str, kpi: str) -> dict[str, str]:
 def breadcrumb_link(level: str) -> dict[str, str]:
     """Id of one breadcrumb step ("province" or a ward code)."""
     return {"type": "breadcrumb", "level": level}
+
+
+def health_age(dataset, kind) -> dict:
+    """Id of one freshness label on Data health (``kind`` is "source" or "poll"); ALL in callbacks."""
+    return {"type": "health-age", "dataset": dataset, "kind": kind}
