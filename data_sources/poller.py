@@ -750,6 +750,11 @@ class DatasetPoller:
             "poll_seconds": self.dataset.poll_seconds,
             "late_window_seconds": self.dataset.late_window_seconds,
             "retention": RETENTION,
+            "tiers": {
+                "recent_from": self.tiers.fine_floor if self.tiers else None,
+                "hourly_from": self.tiers.hourly_floor if self.tiers else None,
+                "hour_seconds": self.hour_size,
+            },
             "quality": self.quality_meta(),
         }
         return self.store.put(self.dataset.id, meta, self._encoded(frames))

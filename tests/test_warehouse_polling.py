@@ -283,6 +283,28 @@ class TestRetention:
         assert snapshot_totals(poller) == sql_totals(engine)
 
 
+class TestHistory:
+    def test_any_range_is_served_from_the_tiers_with_old_codes_kept_or_mapped(self, warehouse, poller, clock):
+        from data_sources.history import history
+
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        rows = [reading(now, 60 * 24 * 20, value=1.0, ward_code=OLD_CODE)]  # 20 days ago, a pre-2025 code
+        rows += [reading(now, 60 * 24 * 60, value=2.0)]  # 60 days ago: daily tier
+        rows += [reading(now, m, value=4.0) for m in (3, 30)]  # recent
+        write(engine, rows)
+        poller.poll()
+        dataset, snapshot = poller.dataset, poller.store.get("readings")
+        everything = history(dataset, snapshot, now - timedelta(days=90), now + timedelta(minutes=1))
+        assert everything["value_sum"].sum() == sql_totals(engine)[1] == 11.0
+        assert sorted(everything["bucket_seconds"].unique()) == [300, 3600, 86400]
+        assert set(everything["unit"]) == {OLD_CODE, VY_DA}, "the pre-merger view keeps raw codes"
+        current = history(dataset, snapshot, now - timedelta(days=90), now, crosswalk=HUE)
+        assert set(current["unit"]) == {HUE[OLD_CODE], VY_DA}
+        last_hour = history(dataset, snapshot, now - timedelta(hours=1), now)
+        assert last_hour["readings"].sum() == 2 and set(last_hour["bucket_seconds"]) == {300}
+
+
 class TestBadRows:
     def test_each_kind_of_bad_row_is_counted_per_ward_listed_with_an_example_and_kept_out_of_figures(
         self, warehouse, poller, clock
