@@ -77,6 +77,9 @@ HOURLY_SECONDS = 35 * DAY
 RETENTION = {"recent_hours": RECENT_SECONDS // HOUR, "hourly_days": HOURLY_SECONDS // DAY, "daily_days": None}
 """History kept in the snapshot: the dataset's buckets 48 h, hourly 35 days, daily without limit."""
 RANGES_PER_QUERY = 200
+FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
+"""A first poll reads history in slices this long: each statement stays short (well inside the
+statement timeout) and its sort small, however big the table."""
 EXAMPLES_PER_CHECK = 5
 EXAMPLE_BUCKETS = 20
 """Newest buckets searched for example rows of one check."""
@@ -130,6 +133,17 @@ def combine(frame: pd.DataFrame, keys: list[str], aggregations: dict[str, str]) 
 def floor_to(epoch: int, size: int) -> int:
     """Start of the ``size``-second period holding ``epoch``."""
     return epoch - epoch % size
+
+
+def chunked(start: int, end: int, step: int) -> list[tuple[int, int]]:
+    """[start, end) cut into slices ending on multiples of ``step``."""
+    slices = []
+    low = start
+    while low < end:
+        high = min(floor_to(low, step) + step, end)
+        slices.append((low, high))
+        low = high
+    return slices or [(start, end)]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -374,14 +388,25 @@ class DatasetPoller:
         key = reflected.table.c[self.dataset.key]
         max_key = connection.execute(select(func.max(key))).scalar() if reflected.increasing_key else None
         fine_floor, hourly_floor = floors
+        oldest = connection.execute(select(func.min(reflected.table.c[self.dataset.event_time]))).scalar()
+        first_day = floor_to(to_epoch(oldest), DAY) if oldest is not None else hourly_floor
         tier_ranges = {
-            "fine": (bucket_start(fine_floor), None),
-            "hourly": (bucket_start(hourly_floor), bucket_start(fine_floor)),
-            "daily": (None, bucket_start(hourly_floor)),
+            "fine": (fine_floor, None, FULL_LOAD_CHUNKS["fine"]),
+            "hourly": (hourly_floor, fine_floor, FULL_LOAD_CHUNKS["hourly"]),
+            "daily": (min(first_day, hourly_floor), hourly_floor, FULL_LOAD_CHUNKS["daily"]),
         }
         read = {}
-        for tier, (start, end) in tier_ranges.items():
-            read[tier] = self._grouped(connection, now, tier, time_ranges_condition(reflected, [(start, end)]))
+        for tier, (start, end, step) in tier_ranges.items():
+            if end is None:  # the fine tier runs on into rows stamped in the future
+                until = max(start, floor_to(to_epoch(now), step) + step)
+                slices = [*chunked(start, until, step), (until, None)]
+            else:
+                slices = chunked(start, end, step)
+            parts = []
+            for low, high in slices:
+                span = [(bucket_start(low), bucket_start(high) if high is not None else None)]
+                parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, span)))
+            read[tier] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         fine = read["fine"]
         hours = set(floor_to(fine[BUCKET], self.hour_size))
         hourly = pd.concat([read["hourly"], self._derive(fine, hours, self.hour_size)], ignore_index=True)
@@ -412,8 +437,12 @@ class DatasetPoller:
 
     def _derive(self, frame: pd.DataFrame, periods: set[int], size: int) -> pd.DataFrame:
         """Rows of ``frame`` in the given ``size``-second periods, re-aggregated per (period, unit)."""
-        starts = floor_to(frame[BUCKET], size)
-        part = frame.loc[starts.isin(periods)].assign(**{BUCKET: starts})
+        if not periods:
+            return self._empty([BUCKET, UNIT])
+        buckets = frame[BUCKET]
+        near = frame.loc[(buckets >= min(periods)) & (buckets < max(periods) + size)]  # cheap cut first
+        starts = floor_to(near[BUCKET], size)
+        part = near.loc[starts.isin(periods)].assign(**{BUCKET: starts})
         return combine(part.drop(columns=[ENTITY], errors="ignore"), [BUCKET, UNIT], self.aggregations)
 
     @staticmethod

@@ -283,6 +283,14 @@ class TestRetention:
         assert snapshot_totals(poller) == sql_totals(engine)
 
 
+def test_a_first_poll_reads_history_in_day_aligned_slices():
+    from data_sources.poller import chunked
+
+    assert chunked(0, 3 * DAY, DAY) == [(0, DAY), (DAY, 2 * DAY), (2 * DAY, 3 * DAY)]
+    assert chunked(3600, DAY + 60, DAY) == [(3600, DAY), (DAY, DAY + 60)]
+    assert chunked(DAY, DAY, DAY) == [(DAY, DAY)]
+
+
 class TestHistory:
     def test_any_range_is_served_from_the_tiers_with_old_codes_kept_or_mapped(self, warehouse, poller, clock):
         from data_sources.history import history
