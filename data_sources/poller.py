@@ -49,7 +49,7 @@ from data_sources.quality import (
     check_catalogue,
 )
 from data_sources.records import mask_value
-from data_sources.snapshots import EncodedFrame, Snapshot, SnapshotStore, encode_frame
+from data_sources.snapshots import EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
     ROWS,
     ReflectedDataset,
@@ -749,7 +749,7 @@ class DatasetPoller:
             if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
                 encoded[name] = previous[1]
             else:
-                encoded[name] = EncodedFrame(encode_frame(frame))
+                encoded[name] = encoded_frame(frame)
                 self.encoded[name] = (frame, encoded[name])
         return encoded
 

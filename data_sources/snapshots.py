@@ -10,6 +10,7 @@ Stores: ``SQLiteSnapshotStore`` (default: a file shared by the poller and web pr
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -74,10 +75,21 @@ def decode_frame(payload: bytes) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class EncodedFrame:
-    """A frame already serialised by ``encode_frame``: a writer that publishes an unchanged frame
-    again (most polls change one frame of five) hands the store the bytes it encoded last time."""
+    """A frame already serialised by ``encode_frame``, with a digest of its bytes: a writer that
+    publishes an unchanged frame again (most polls change one frame of five) hands the store the bytes
+    and digest it computed last time, and the SQLite store keeps one copy per digest."""
 
     payload: bytes
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.blake2b(self.payload, digest_size=16).hexdigest())
+
+
+def encoded_frame(frame: pd.DataFrame | EncodedFrame) -> EncodedFrame:
+    """``frame`` serialised, with its digest (an encoded frame is returned as it is)."""
+    return frame if isinstance(frame, EncodedFrame) else EncodedFrame(encode_frame(frame))
 
 
 def encode_meta(meta: dict[str, Any]) -> str:
@@ -201,8 +213,12 @@ _SQLITE_SCHEMA = (
         dataset TEXT NOT NULL,
         version INTEGER NOT NULL,
         name TEXT NOT NULL,
-        payload BLOB NOT NULL,
+        digest TEXT NOT NULL,
         PRIMARY KEY (dataset, version, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS frame_blobs (
+        digest TEXT PRIMARY KEY,
+        payload BLOB NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS status (
         name TEXT PRIMARY KEY,
@@ -266,6 +282,10 @@ class SQLiteSnapshotStore:
                 raise sqlite3.OperationalError(f"cannot switch {self.path} to WAL (journal mode: {mode})")
             time.sleep(0.01)
         with self._write(conn):
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(snapshot_frames)")}
+            if "payload" in columns:  # frames stored inline by an earlier version: the poller republishes
+                conn.execute("DROP TABLE snapshot_frames")
+                conn.execute("DELETE FROM snapshots")
             for statement in _SQLITE_SCHEMA:
                 conn.execute(statement)
         self._schema_ready = True
@@ -314,8 +334,10 @@ class SQLiteSnapshotStore:
     # -- snapshots -------------------------------------------------------------------------------
 
     def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
+        """Frames are stored once per content: a frame unchanged since the last version (most of them
+        on most polls) costs a reference, not another copy of its bytes."""
         meta_json = encode_meta(meta)
-        payloads = {name: encode_frame(frame) for name, frame in frames.items()}
+        encoded = {name: encoded_frame(frame) for name, frame in frames.items()}
         created_at = _utc_now()
         with self._connection() as conn, self._write(conn):
             (previous,) = conn.execute("SELECT MAX(version) FROM snapshots WHERE dataset = ?", (dataset,)).fetchone()
@@ -324,14 +346,23 @@ class SQLiteSnapshotStore:
                 "INSERT INTO snapshots (dataset, version, created_at, meta) VALUES (?, ?, ?, ?)",
                 (dataset, version, created_at.isoformat(), meta_json),
             )
+            for frame in {e.digest: e for e in encoded.values()}.values():
+                if conn.execute("SELECT 1 FROM frame_blobs WHERE digest = ?", (frame.digest,)).fetchone() is None:
+                    conn.execute(
+                        "INSERT INTO frame_blobs (digest, payload) VALUES (?, ?)", (frame.digest, frame.payload)
+                    )
             conn.executemany(
-                "INSERT INTO snapshot_frames (dataset, version, name, payload) VALUES (?, ?, ?, ?)",
-                [(dataset, version, name, payload) for name, payload in payloads.items()],
+                "INSERT INTO snapshot_frames (dataset, version, name, digest) VALUES (?, ?, ?, ?)",
+                [(dataset, version, name, frame.digest) for name, frame in encoded.items()],
             )
             oldest_kept = version - self.keep_versions + 1
-            conn.execute("DELETE FROM snapshot_frames WHERE dataset = ? AND version < ?", (dataset, oldest_kept))
+            pruned = conn.execute(
+                "DELETE FROM snapshot_frames WHERE dataset = ? AND version < ?", (dataset, oldest_kept)
+            ).rowcount
             conn.execute("DELETE FROM snapshots WHERE dataset = ? AND version < ?", (dataset, oldest_kept))
-        return _snapshot(dataset, version, created_at, meta_json, payloads)
+            if pruned:
+                conn.execute("DELETE FROM frame_blobs WHERE digest NOT IN (SELECT digest FROM snapshot_frames)")
+        return _snapshot(dataset, version, created_at, meta_json, {n: e.payload for n, e in encoded.items()})
 
     def version(self, dataset: str) -> int | None:
         with self._connection() as conn:
@@ -354,7 +385,8 @@ class SQLiteSnapshotStore:
             version, created_at, meta_json = row
             payloads = dict(
                 conn.execute(
-                    "SELECT name, payload FROM snapshot_frames WHERE dataset = ? AND version = ?",
+                    "SELECT f.name, b.payload FROM snapshot_frames AS f JOIN frame_blobs AS b ON b.digest = f.digest "
+                    "WHERE f.dataset = ? AND f.version = ?",
                     (dataset, version),
                 ).fetchall()
             )
