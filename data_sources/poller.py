@@ -49,7 +49,7 @@ from data_sources.quality import (
     check_catalogue,
 )
 from data_sources.records import mask_value
-from data_sources.snapshots import EncodedFrame, Snapshot, SnapshotStore, encoded_frame
+from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
     ROWS,
     ReflectedDataset,
@@ -76,6 +76,8 @@ RECENT_SECONDS = 48 * HOUR
 HOURLY_SECONDS = 35 * DAY
 RETENTION = {"recent_hours": RECENT_SECONDS // HOUR, "hourly_days": HOURLY_SECONDS // DAY, "daily_days": None}
 """History kept in the snapshot: the dataset's buckets 48 h, hourly 35 days, daily without limit."""
+PARTITIONS = {"recent": HOUR, "hourly": DAY, "daily": 30 * DAY}
+"""History frames are published in parts of these periods; a poll re-encodes only the parts it changed."""
 RANGES_PER_QUERY = 200
 FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
 """A first poll reads history in slices this long: each statement stays short (well inside the
@@ -221,6 +223,8 @@ class _Pending:
     buckets: int
     window: tuple[datetime, dict[int, tuple]] | None = None
     window_rows: int = 0
+    dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
+    """Per history frame, the parts (period starts) this poll changed; None: all of them."""
     late_rows: int = 0
     late_units: dict[str, int] = field(default_factory=dict)
     late_examples: list[dict[str, Any]] = field(default_factory=list)
@@ -246,6 +250,9 @@ class DatasetPoller:
     window: tuple[datetime, dict[int, tuple]] | None = None
     """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
     encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
+    parts: dict[str, dict[int, EncodedFrame]] = field(default_factory=dict)
+    dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
+    """Parts changed since the last successful publish (None: all); cleared once a snapshot is stored."""
     history: list[PollResult] = field(default_factory=list)
     retries: int = RETRIES
     backoff_seconds: float = BACKOFF_SECONDS
@@ -355,6 +362,9 @@ class DatasetPoller:
         self.watermark = pending.watermark
         self.max_key = pending.max_key
         self.window = pending.window
+        for name, changed in pending.dirty.items():
+            known = self.dirty.get(name, set())
+            self.dirty[name] = None if changed is None or known is None else known | changed
         if pending.reset:
             self.examples = {}
         for check, found in pending.examples.items():
@@ -489,6 +499,7 @@ class DatasetPoller:
         if reflected.increasing_key:
             max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
         pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0, window=(since, window))
+        pending.dirty = {name: set() for name in PARTITIONS}
         pending.window_rows = sum(int(row[1]) for row in touched)
         # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
         # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
@@ -519,6 +530,12 @@ class DatasetPoller:
         )
         pending.rows_read = sum(int(f[ROWS].sum()) for f in read.values())
         pending.buckets = sum(len(found) for found in chosen.values())
+        days = days_from_hours | chosen["daily"]
+        pending.dirty = {
+            "recent": {floor_to(b, PARTITIONS["recent"]) for b in chosen["fine"]},
+            "hourly": {floor_to(h, PARTITIONS["hourly"]) for h in hours},
+            "daily": {floor_to(d, PARTITIONS["daily"]) for d in days},
+        }
         pending.examples = self._examples(connection, {t: (f, self._tier_size(t)) for t, f in read.items()})
         return pending
 
@@ -742,9 +759,13 @@ class DatasetPoller:
         }
 
     def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
-        """Frames as Parquet, re-using last poll's bytes for a frame that did not change."""
-        encoded = {}
+        """Frames encoded for the store: history frames in parts, re-encoding only the parts changed
+        since the last publish; other frames re-used as they were when unchanged."""
+        encoded: dict[str, EncodedFrame] = {}
         for name, frame in frames.items():
+            if name in PARTITIONS:
+                encoded |= self._partitioned(name, frame)
+                continue
             previous = self.encoded.get(name)
             if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
                 encoded[name] = previous[1]
@@ -752,6 +773,30 @@ class DatasetPoller:
                 encoded[name] = encoded_frame(frame)
                 self.encoded[name] = (frame, encoded[name])
         return encoded
+
+    def _partitioned(self, name: str, frame: pd.DataFrame) -> dict[str, EncodedFrame]:
+        size = PARTITIONS[name]
+        cache = self.parts.setdefault(name, {})
+        dirty = self.dirty.get(name)
+        if dirty is None:
+            cache.clear()
+            for period, part in frame.groupby(floor_to(frame[BUCKET], size), sort=True):
+                cache[int(period)] = encoded_frame(part)
+        else:
+            buckets = frame[BUCKET]
+            for period in dirty:
+                part = frame.loc[(buckets >= period) & (buckets < period + size)]
+                if part.empty:
+                    cache.pop(period, None)
+                else:
+                    cache[period] = encoded_frame(part)
+        if self.tiers is not None:  # parts that aged out of their tier
+            floor = {"recent": self.tiers.fine_floor, "hourly": self.tiers.hourly_floor}.get(name)
+            for period in [p for p in cache if floor is not None and p + size <= floor]:
+                del cache[period]
+        if not cache:
+            return {name: encoded_frame(frame)}  # an empty frame still carries its columns
+        return {f"{name}{PART_SEPARATOR}{period}": cache[period] for period in sorted(cache)}
 
     def quality_meta(self) -> dict[str, Any]:
         """Quality checks, example rows and late arrivals, as published in the snapshot's metadata."""
@@ -786,4 +831,6 @@ class DatasetPoller:
             },
             "quality": self.quality_meta(),
         }
-        return self.store.put(self.dataset.id, meta, self._encoded(frames))
+        snapshot = self.store.put(self.dataset.id, meta, self._encoded(frames))
+        self.dirty = {name: set() for name in PARTITIONS}
+        return snapshot

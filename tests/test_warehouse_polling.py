@@ -283,6 +283,30 @@ class TestRetention:
         assert snapshot_totals(poller) == sql_totals(engine)
 
 
+def test_published_parts_always_equal_the_pollers_rollups(warehouse, poller, clock):
+    """History frames are stored in parts re-encoded only when a poll changed them: after inserts,
+    updates, late arrivals and tier moves, the frames readers get equal the poller's own."""
+    from pandas.testing import assert_frame_equal
+
+    _, engine = warehouse
+    steps = [
+        lambda now: write(engine, [reading(now, m, sensor=f"S{m}", value=float(m)) for m in (2, 70, 200)]),
+        lambda now: write(engine, [reading(now, 1, sensor="B"), reading(now, 60 * 30, sensor="OLD")]),
+        lambda now: write(engine, [reading(now, 90, sensor="LATE", value=3.0)]),
+        lambda now: None,
+    ]
+    for hours, step in zip((0, 1, 5, 50), steps, strict=True):
+        clock.advance(hours=hours)
+        step(to_local_naive(clock()))
+        clock.advance(seconds=5)
+        assert poller.poll().error is None
+        snapshot = poller.store.get("readings")
+        for name, mine in poller.rollup_frames().items():
+            keys = ["bucket", "unit"] + (["entity"] if "entity" in mine else [])
+            published = snapshot.frame(name).sort_values(keys).reset_index(drop=True)
+            assert_frame_equal(published, mine.sort_values(keys).reset_index(drop=True), check_dtype=False)
+
+
 def test_a_first_poll_reads_history_in_day_aligned_slices():
     from data_sources.poller import chunked
 
