@@ -128,8 +128,13 @@ def combine(frame: pd.DataFrame, keys: list[str], aggregations: dict[str, str]) 
     """Re-aggregate rollup rows over ``keys`` (count/sum add up, min/max stay min/max)."""
     if frame.empty:
         return frame[keys + list(aggregations)].copy()
-    how = {name: ("sum" if agg == "count" else agg) for name, agg in aggregations.items()}
-    return frame.groupby(keys, dropna=False, sort=True).agg(how).reset_index()
+    grouped = frame.groupby(keys, dropna=False, sort=True)
+    additive = [name for name, agg in aggregations.items() if agg in ("count", "sum")]
+    result = grouped[additive].sum()  # one pass for every additive column (a dict of aggregates is slower)
+    for name, agg in aggregations.items():
+        if agg not in ("count", "sum"):
+            result[name] = getattr(grouped[name], agg)()
+    return result[list(aggregations)].reset_index()
 
 
 def floor_to(epoch: int, size: int) -> int:
@@ -225,6 +230,7 @@ class _Pending:
     window_rows: int = 0
     dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
     """Per history frame, the parts (period starts) this poll changed; None: all of them."""
+    current: dict[str, pd.DataFrame] = field(default_factory=dict)
     late_rows: int = 0
     late_units: dict[str, int] = field(default_factory=dict)
     late_examples: list[dict[str, Any]] = field(default_factory=list)
@@ -257,6 +263,9 @@ class DatasetPoller:
     retries: int = RETRIES
     backoff_seconds: float = BACKOFF_SECONDS
     sleep: Callable[[float], None] = time.sleep
+    _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
+    _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    """State and entities read by the last poll, on its connection."""
 
     @property
     def keys(self) -> list[str]:
@@ -272,10 +281,12 @@ class DatasetPoller:
     def aggregations(self) -> dict[str, str]:
         """Every rolled-up column with the aggregate that combines it."""
         reflected = self._reflect()
-        names = {m.name: m.agg for m in self.dataset.measures}
-        for name in quality_names(reflected, self.rules.bounds):
-            names[name] = "count"
-        return names
+        if self._aggregations is None or self._aggregations[0] is not reflected:
+            names = {m.name: m.agg for m in self.dataset.measures}
+            for name in quality_names(reflected, self.rules.bounds):
+                names[name] = "count"
+            self._aggregations = (reflected, names)
+        return self._aggregations[1]
 
     def _reflect(self) -> ReflectedDataset:
         if self.reflected is None:
@@ -291,7 +302,8 @@ class DatasetPoller:
 
     def _read_frame(self, connection: Connection, statement, keys: list[str]) -> pd.DataFrame:
         result = connection.execute(statement)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        # plain tuples: pandas probing SQLAlchemy rows for attributes costs more than the rows themselves
+        frame = pd.DataFrame([tuple(row) for row in result.fetchall()], columns=list(result.keys()))
         if frame.empty:
             frame = self._empty(keys)
         frame[BUCKET] = frame[BUCKET].astype("int64")
@@ -299,7 +311,9 @@ class DatasetPoller:
         if ENTITY in frame:
             frame[ENTITY] = frame[ENTITY].astype("string")
         for name in self.aggregations:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            column = frame[name]
+            if column.dtype != "float64":  # counts come as integers, sums as Decimal on some dialects
+                frame[name] = pd.to_numeric(column, errors="coerce").astype("float64")
         return frame
 
     # -- polling ---------------------------------------------------------------------------------
@@ -362,6 +376,7 @@ class DatasetPoller:
         self.watermark = pending.watermark
         self.max_key = pending.max_key
         self.window = pending.window
+        self._current = pending.current
         for name, changed in pending.dirty.items():
             known = self.dirty.get(name, set())
             self.dirty[name] = None if changed is None or known is None else known | changed
@@ -388,8 +403,14 @@ class DatasetPoller:
                 reset = f"newest {dataset.watermark} went back from {self.watermark} to {latest}: rollups rebuilt"
                 log.warning("dataset %s: %s", dataset.id, reset)
             if self.tiers is None or self.watermark is None or reset:  # first poll, or an empty table so far
-                return self._full_load(connection, now, floors, latest, reset)
-            return self._incremental(connection, now, floors)
+                pending = self._full_load(connection, now, floors, latest, reset)
+            else:
+                pending = self._incremental(connection, now, floors)
+            pending.current = {
+                "state": self._state_frame(connection, now),
+                "entities": self._entities_frame(connection),
+            }
+            return pending
 
     def _full_load(
         self, connection: Connection, now: datetime, floors: tuple[int, int], latest: datetime | None, reset: str | None
@@ -702,30 +723,29 @@ class DatasetPoller:
 
     # -- state, entities and publishing ----------------------------------------------------------
 
-    def _state_frame(self, now: datetime) -> pd.DataFrame:
+    def _state_frame(self, connection: Connection, now: datetime) -> pd.DataFrame:
         reflected = self._reflect()
         table = reflected.table
         keys = [table.c[self.dataset.unit].label(UNIT)]
         if self.dataset.entity:
             keys.append(table.c[self.dataset.entity].label(ENTITY))
         frames = []
-        with self.engine.connect() as connection, statement_timeout(connection, self.dataset.statement_timeout_seconds):
-            for measure in self.dataset.state:
-                statement = (
-                    select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
-                    .where(*where_conditions(reflected, measure, now))
-                    .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
-                )
-                result = connection.execute(statement)
-                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-                frames.append(frame.set_index([k.name for k in keys]))
+        for measure in self.dataset.state:
+            statement = (
+                select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
+                .where(*where_conditions(reflected, measure, now))
+                .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
+            )
+            result = connection.execute(statement)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            frames.append(frame.set_index([k.name for k in keys]))
         if not frames:
             return pd.DataFrame(columns=[UNIT])
         state = pd.concat(frames, axis=1).fillna(0).reset_index()
         state[UNIT] = state[UNIT].astype("string")
         return state
 
-    def _entities_frame(self) -> pd.DataFrame:
+    def _entities_frame(self, connection: Connection) -> pd.DataFrame:
         reflected = self._reflect()
         reference = self.dataset.reference
         if reference is None or reflected.reference is None:
@@ -738,9 +758,8 @@ class DatasetPoller:
         if self.dataset.unit in table.c:
             columns.append(table.c[self.dataset.unit].label(UNIT))
         columns += [table.c[a] for a in reference.attributes]
-        with self.engine.connect() as connection:
-            result = connection.execute(select(*columns))
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        result = connection.execute(select(*columns))
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         frame["entity"] = frame["entity"].astype("string")
         return frame
 
@@ -751,12 +770,10 @@ class DatasetPoller:
             return {"recent": self._empty(self.keys), "hourly": empty, "daily": empty}
         return {"recent": self.tiers.fine, "hourly": self.tiers.hourly, "daily": self.tiers.daily}
 
-    def frames(self, now: datetime) -> dict[str, pd.DataFrame]:
-        """The snapshot frames: the history tiers, current state and entities."""
-        return self.rollup_frames() | {
-            "state": self._state_frame(to_local_naive(now)),
-            "entities": self._entities_frame(),
-        }
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The snapshot frames: the history tiers, and the current state and entities of the last poll."""
+        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
+        return self.rollup_frames() | empty | self._current
 
     def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
         """Frames encoded for the store: history frames in parts, re-encoding only the parts changed
@@ -810,7 +827,7 @@ class DatasetPoller:
         }
 
     def _publish(self, now: datetime) -> Snapshot:
-        frames = self.frames(now)
+        frames = self.frames()
         fine = self.tiers.fine if self.tiers is not None else None
         newest_event = int(fine[BUCKET].max()) if fine is not None and not fine.empty else None
         meta: dict[str, Any] = {
