@@ -213,6 +213,14 @@ def _ensure_secret(settings_file_key: Path) -> None:
         settings_file_key.chmod(0o600)
 
 
+def quality_rules(settings: Settings):
+    """The province's extent and unit codes, for the poller's coordinate and ward-code checks."""
+    from data_sources.quality import QualityRules, province_bounds
+
+    bounds = province_bounds(current_units(settings.province_code), settings.boundaries_path)
+    return QualityRules(bounds=bounds, known_units=frozenset(unit_crosswalk(settings.province_code)))
+
+
 def run_poller(settings: Settings) -> None:
     """Run the poller until SIGINT/SIGTERM."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -228,7 +236,11 @@ def run_poller(settings: Settings) -> None:
     store = open_snapshot_store(settings.snapshot_url)
     alerting = Alerting(settings, catalogue, store, render=notification_text)  # alerts: evaluated after each poll
     poller = Poller(
-        catalogue, warehouse, store, after_poll=(PointsPublisher(catalogue, warehouse, store), alerting.after_poll)
+        catalogue,
+        warehouse,
+        store,
+        rules=quality_rules(settings),
+        after_poll=(PointsPublisher(catalogue, warehouse, store), alerting.after_poll),
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)

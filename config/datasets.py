@@ -47,6 +47,7 @@ COLUMN_PREFIX = "@"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_SENTINELS = (-999.0, -9999.0)
 
 DEFAULT_FILE = Path(__file__).with_name("datasets.toml")
 
@@ -178,6 +179,14 @@ class Dataset:
                 return duration
         raise KeyError(f"dataset {self.id!r} has no duration {name!r}")
 
+    natural_key: tuple[str, ...] = ()
+    """Columns that identify one real-world row (sensor + time): a second row with the same values is a
+    duplicate, counted on Data health and left out of every figure. Must include ``event_time``."""
+    sentinels: tuple[float, ...] = DEFAULT_SENTINELS
+    """Values of ``valid.*`` columns that mean "no value" (-999): counted apart from out-of-range ones."""
+    statement_timeout_seconds: int = 30
+    """Longest a single poll statement may run before the warehouse cancels it."""
+
     def kpi(self, kpi_id: str) -> Kpi:
         """The KPI with this id; ``KeyError`` otherwise."""
         for kpi in self.kpis:
@@ -200,6 +209,7 @@ class Dataset:
         if self.positions is not None:
             used |= set(self.positions.columns)
         used |= set(self.valid_ranges)
+        used |= set(self.natural_key)
         return used
 
 
@@ -561,6 +571,19 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         attributes=set(reference.attributes) if reference else set(),
     )
     kpis = _kpis(reader, context)
+    natural_key = reader.identifiers("natural_key")
+    event_time = reader.identifier("event_time")
+    if natural_key and event_time not in natural_key:
+        raise reader.error(
+            "natural_key",
+            f"must include the event_time column {event_time!r} (copies are compared within a time bucket)",
+        )
+    sentinels = spec.get("sentinels", list(DEFAULT_SENTINELS))
+    if not isinstance(sentinels, list) or not all(isinstance(v, int | float) for v in sentinels):
+        raise reader.error("sentinels", f"expected a list of numbers such as [-999], got {sentinels!r}")
+    bucket_seconds = reader.duration("bucket", "1h")
+    if 86400 % bucket_seconds or (3600 % bucket_seconds and bucket_seconds % 3600):
+        raise reader.error("bucket", "must divide an hour (1m, 5m, 15m, 1h) or be whole hours dividing a day (2h, 6h)")
     headline = spec.get("headline_kpi")
     if headline is not None and headline not in {k.id for k in kpis}:
         raise reader.error("headline_kpi", f"{headline!r} is not one of this dataset's KPIs")
@@ -569,7 +592,7 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         sector=reader.choice("sector", SECTORS),
         table=reader.identifier("table"),
         key=reader.identifier("key"),
-        event_time=reader.identifier("event_time"),
+        event_time=event_time,
         watermark=reader.identifier("watermark"),
         unit=reader.identifier("unit"),
         entity=entity,
@@ -593,6 +616,9 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         aqi=aqi,
         by_entity=by_entity,
         positions=positions,
+        natural_key=natural_key,
+        sentinels=tuple(float(v) for v in sentinels),
+        statement_timeout_seconds=reader.duration("statement_timeout", "30s"),
     )
 
 

@@ -16,14 +16,17 @@ VIEW = "view"
 """Permission to read a sector's data (scoped to the account's sectors and wards)."""
 EDIT_ALERTS = "edit_alerts"
 MANAGE_USERS = "manage_users"
+VIEW_POLL_HEALTH = "view_poll_health"
+"""Permission to see the poller's health (runs, errors, retries): operators run the centre and act on it;
+leaders and department heads see each dataset's freshness instead (error texts name hosts and tables)."""
 PUBLIC = "public"
 """Marks a callback that returns no data (language switch, clientside helpers)."""
 
 PERMISSIONS = {
     LEADER: {VIEW},
     DEPARTMENT_HEAD: {VIEW},
-    OPERATOR: {VIEW, EDIT_ALERTS},
-    ADMIN: {VIEW, EDIT_ALERTS, MANAGE_USERS},
+    OPERATOR: {VIEW, EDIT_ALERTS, VIEW_POLL_HEALTH},
+    ADMIN: {VIEW, EDIT_ALERTS, MANAGE_USERS, VIEW_POLL_HEALTH},
 }
 
 

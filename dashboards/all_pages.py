@@ -3,5 +3,5 @@
 One line per feature module; the order does not matter.
 """
 
-from dashboards import admin, pages, pre_merger, units_page  # noqa: F401
+from dashboards import admin, data_health, pages, pre_merger, units_page  # noqa: F401
 from dashboards.alerts import banner, history, rules  # noqa: F401

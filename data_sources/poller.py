@@ -1,51 +1,97 @@
 """Incremental polling of one warehouse table into rolled-up, versioned snapshots.
 
-Each poll:
-1. finds the time buckets touched by rows whose watermark is past ``watermark - late_window``
-   (one indexed range scan on the watermark column);
-2. recomputes exactly those buckets with one grouped query (on the event-time index) and replaces
-   them in the rollup, so a row that is re-read, updated or committed late is counted exactly once;
-3. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
-4. reads the declared durations of records finished in the last 35 days (for exact medians);
-5. publishes a snapshot: recent buckets, hourly and daily rollups, state, entities, durations,
-   per-entity hourly rollups (``by_entity`` datasets) and quality.
+Each poll, on one connection with the dataset's statement timeout:
+1. reads the newest watermark; if it went back (the warehouse was restored to an older state), the
+   rollups are rebuilt from scratch and the poll says so;
+2. finds the time buckets touched by rows whose watermark is past ``watermark - late_window`` (one
+   indexed range scan on the watermark column) and, when the key is an increasing integer, the rows
+   inserted since the last poll with a watermark older than that window (late arrivals: reported
+   with examples, and counted);
+3. recomputes exactly those buckets with one grouped query per retention tier (on the event-time
+   index) and replaces them, so a row that is re-read, updated or committed late is counted exactly
+   once; duplicates of a natural key are counted apart and left out of every measure;
+4. lists a few example rows for every quality check that found bad rows in the recomputed buckets;
+5. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
+6. reads the declared durations of records finished in the last 35 days (exact medians) and the
+   positions of the rows a map shows;
+7. publishes a snapshot: recent buckets, hourly and daily rollups (per entity too for ``by_entity``
+   datasets), state, entities, durations, positions and quality.
 
-Rollups keep the raw unit code the warehouse wrote (old or new); mapping onto current wards happens
-when figures are computed (``data_sources.kpis``), so the pre-merger view stays possible.
+Nothing in the poller's state changes until every read of a poll has succeeded, so a poll that fails
+half-way (connection killed, statement timeout, warehouse restarting) is retried with backoff and
+leaves nothing counted twice or lost.
+
+History is kept in three tiers (``RETENTION``): the dataset's own buckets for 48 hours, hourly
+buckets for 35 days and daily buckets without limit. A row updated long after its event recomputes
+the bucket of the tier its event time falls in. Rollups keep the raw unit code the warehouse wrote
+(old or new); mapping onto current wards happens when figures are computed (``data_sources.kpis``),
+so the pre-merger view stays possible.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+import redis
+from sqlalchemy import Connection, Engine, exc, func, or_, select
 
 from config.datasets import Dataset, Duration
 from data_sources.clock import Clock, to_local_naive
-from data_sources.snapshots import Snapshot, SnapshotStore
+from data_sources.quality import (
+    DUPLICATES,
+    MISSING_UNIT,
+    UNKNOWN_UNIT,
+    QualityRules,
+    check_catalogue,
+)
+from data_sources.records import mask_value
+from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
     ROWS,
     ReflectedDataset,
     bucket_expression,
+    check_conditions,
+    duplicate_example_statement,
+    example_statement,
     filter_expression,
+    grouped_statement,
     measure_expression,
-    quality_expressions,
+    quality_names,
     reflect_dataset,
     time_ranges_condition,
+    unindexed_group_key,
     where_conditions,
 )
+from data_sources.warehouse import statement_timeout
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1)
-RECENT_SECONDS = 48 * 3600
-HOURLY_SECONDS = 35 * 86400
+HOUR = 3600
+DAY = 86400
+RECENT_SECONDS = 48 * HOUR
+HOURLY_SECONDS = 35 * DAY
+RETENTION = {"recent_hours": RECENT_SECONDS // HOUR, "hourly_days": HOURLY_SECONDS // DAY, "daily_days": None}
+"""History kept in the snapshot: the dataset's buckets 48 h, hourly 35 days, daily without limit."""
+PARTITIONS = {"recent": HOUR, "hourly": DAY, "daily": 30 * DAY}
+"""History frames are published in parts of these periods; a poll re-encodes only the parts it changed."""
 RANGES_PER_QUERY = 200
+FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
+"""A first poll reads history in slices this long: each statement stays short (well inside the
+statement timeout) and its sort small, however big the table."""
+EXAMPLES_PER_CHECK = 5
+EXAMPLE_BUCKETS = 20
+"""Newest buckets searched for example rows of one check."""
+RETRIES = 2
+BACKOFF_SECONDS = 0.5
 UNIT = "unit"
 ENTITY = "entity"
 BUCKET = "bucket"
@@ -54,6 +100,17 @@ DURATION_END = "end"
 DURATION_VALUE = "value"
 DURATION_SECONDS = HOURLY_SECONDS
 """How far back (by end time) the ``durations`` frame keeps finished records."""
+
+TRANSIENT_ERRORS = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    exc.DisconnectionError,
+    sqlite3.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+"""Failures worth retrying at once: lost connections, timeouts, locks, a restarting server."""
 
 
 def bucket_start(epoch: int) -> datetime:
@@ -81,8 +138,66 @@ def combine(frame: pd.DataFrame, keys: list[str], aggregations: dict[str, str]) 
     """Re-aggregate rollup rows over ``keys`` (count/sum add up, min/max stay min/max)."""
     if frame.empty:
         return frame[keys + list(aggregations)].copy()
-    how = {name: ("sum" if agg == "count" else agg) for name, agg in aggregations.items()}
-    return frame.groupby(keys, dropna=False, sort=True).agg(how).reset_index()
+    if keys == [BUCKET, UNIT]:
+        return _combine_bucket_unit(frame, aggregations)
+    grouped = frame.groupby(keys, dropna=False, sort=True)
+    additive = [name for name, agg in aggregations.items() if agg in ("count", "sum")]
+    result = grouped[additive].sum()  # one pass for every additive column (a dict of aggregates is slower)
+    for name, agg in aggregations.items():
+        if agg not in ("count", "sum"):
+            result[name] = getattr(grouped[name], agg)()
+    return result[list(aggregations)].reset_index()
+
+
+def _combine_bucket_unit(frame: pd.DataFrame, aggregations: dict[str, str]) -> pd.DataFrame:
+    """``combine`` over (bucket, unit) with numpy: the poller does this for every changed hour and day
+    of every poll, and pandas' groupby costs several times more on frames this small."""
+    codes, units = pd.factorize(frame[UNIT], use_na_sentinel=False)
+    buckets = frame[BUCKET].to_numpy(dtype="int64")
+    width = len(units) + 1
+    groups, inverse = np.unique(buckets * width + codes, return_inverse=True)
+    data: dict[str, Any] = {BUCKET: groups // width}
+    data[UNIT] = pd.array(np.asarray(units, dtype=object)[groups % width], dtype="string")
+    for name, agg in aggregations.items():
+        values = frame[name].to_numpy(dtype="float64")
+        if agg in ("count", "sum"):
+            data[name] = np.bincount(inverse, weights=np.nan_to_num(values), minlength=len(groups))
+        else:
+            found = np.full(len(groups), np.nan)
+            (np.fmax if agg == "max" else np.fmin).at(found, inverse, values)
+            data[name] = found
+    return pd.DataFrame(data)
+
+
+def floor_to(epoch: int, size: int) -> int:
+    """Start of the ``size``-second period holding ``epoch``."""
+    return epoch - epoch % size
+
+
+def chunked(start: int, end: int, step: int) -> list[tuple[int, int]]:
+    """[start, end) cut into slices ending on multiples of ``step``."""
+    slices = []
+    low = start
+    while low < end:
+        high = min(floor_to(low, step) + step, end)
+        slices.append((low, high))
+        low = high
+    return slices or [(start, end)]
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a failure a retry may fix (as opposed to a missing table or a bad configuration)."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, exc.ProgrammingError)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 @dataclass
@@ -97,6 +212,62 @@ class PollResult:
     watermark: datetime | None
     version: int | None
     error: str | None = None
+    attempts: int = 1
+    late_rows: int = 0
+    """Rows found this poll that arrived after the late window (reported and counted)."""
+    window_rows: int = 0
+    """Rows inside the late window (``watermark > last watermark - late_window``) read this poll."""
+    reset: str | None = None
+    """Why the rollups were rebuilt from scratch this poll (the warehouse went back in time)."""
+
+
+@dataclass
+class Tiers:
+    """The rollup in its three retention tiers, each a published frame.
+
+    ``fine`` holds the dataset's buckets (with entities) from ``fine_floor``; ``hourly`` every hour
+    from ``hourly_floor`` (hours of the fine period derived from it); ``daily`` every day (days of the
+    hourly period derived from it). Each poll replaces only the buckets, hours and days it touched.
+    """
+
+    fine: pd.DataFrame
+    hourly: pd.DataFrame
+    daily: pd.DataFrame
+    fine_floor: int
+    hourly_floor: int
+
+
+@dataclass
+class LateArrivals:
+    """Rows that arrived after the late window since the poller started."""
+
+    total: int = 0
+    by_unit: dict[str, int] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_meta(self) -> dict[str, Any]:
+        return {"total": self.total, "by_unit": dict(self.by_unit), "examples": list(self.examples)}
+
+
+@dataclass
+class _Pending:
+    """A poll's outcome, applied to the poller only once every read succeeded."""
+
+    tiers: Tiers
+    watermark: datetime | None
+    max_key: Any
+    rows_read: int
+    buckets: int
+    window: tuple[datetime, dict[int, tuple]] | None = None
+    window_rows: int = 0
+    dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
+    """Per history frame, the parts (period starts) this poll changed; None: all of them."""
+    current: dict[str, pd.DataFrame] = field(default_factory=dict)
+    late_rows: int = 0
+    late_units: dict[str, int] = field(default_factory=dict)
+    late_examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    reset: str | None = None
 
 
 @dataclass
@@ -107,148 +278,526 @@ class DatasetPoller:
     engine: Engine
     store: SnapshotStore
     clock: Clock
+    rules: QualityRules = field(default_factory=QualityRules)
     reflected: ReflectedDataset | None = None
     watermark: datetime | None = None
-    rollup: pd.DataFrame | None = None
+    max_key: Any = None
+    tiers: Tiers | None = None
+    late: LateArrivals = field(default_factory=LateArrivals)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    window: tuple[datetime, dict[int, tuple]] | None = None
+    """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
+    encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
+    parts: dict[str, dict[int, EncodedFrame]] = field(default_factory=dict)
+    dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
+    """Parts changed since the last successful publish (None: all); cleared once a snapshot is stored."""
     history: list[PollResult] = field(default_factory=list)
+    retries: int = RETRIES
+    backoff_seconds: float = BACKOFF_SECONDS
+    sleep: Callable[[float], None] = time.sleep
+    _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
+    _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    """State and entities read by the last poll, on its connection."""
 
     @property
     def keys(self) -> list[str]:
-        """Rollup grouping keys."""
+        """Keys of the fine tier (the hourly and daily tiers drop the entity)."""
         return [BUCKET, UNIT] + ([ENTITY] if self.dataset.entity else [])
+
+    @property
+    def hourly_keys(self) -> list[str]:
+        """Keys of the hourly tier: per entity too for ``by_entity`` datasets (figures per procedure)."""
+        return [BUCKET, UNIT] + ([ENTITY] if self.dataset.by_entity else [])
+
+    @property
+    def hour_size(self) -> int:
+        """Bucket of the hourly tier: an hour, or the dataset's bucket when that is longer."""
+        return max(self.dataset.bucket_seconds, HOUR)
 
     @property
     def aggregations(self) -> dict[str, str]:
         """Every rolled-up column with the aggregate that combines it."""
         reflected = self._reflect()
-        names = {m.name: m.agg for m in self.dataset.measures}
-        for expression in quality_expressions(reflected):
-            names[expression.name] = "count"
-        return names
+        if self._aggregations is None or self._aggregations[0] is not reflected:
+            names = {m.name: m.agg for m in self.dataset.measures}
+            for name in quality_names(reflected, self.rules.bounds):
+                names[name] = "count"
+            self._aggregations = (reflected, names)
+        return self._aggregations[1]
 
     def _reflect(self) -> ReflectedDataset:
         if self.reflected is None:
             self.reflected = reflect_dataset(self.engine, self.dataset)
         return self.reflected
 
-    def _grouped_select(self, now: datetime):
-        reflected = self._reflect()
-        table = reflected.table
-        bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
-        columns = [bucket, table.c[self.dataset.unit].label(UNIT)]
-        if self.dataset.entity:
-            columns.append(table.c[self.dataset.entity].label(ENTITY))
-        measures = [measure_expression(reflected, m, now) for m in self.dataset.measures]
-        statement = select(*columns, *measures, *quality_expressions(reflected))
-        return statement.group_by(*(c.element for c in columns))
+    def _floors(self, now_epoch: int) -> tuple[int, int]:
+        fine_floor = floor_to(now_epoch - RECENT_SECONDS, self.hour_size)
+        return fine_floor, floor_to(now_epoch - HOURLY_SECONDS, DAY)
 
-    def _read_frame(self, connection, statement) -> pd.DataFrame:
+    def _empty(self, keys: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(dtype="float64") for name in keys + list(self.aggregations)})
+
+    def _read_frame(self, connection: Connection, statement, keys: list[str]) -> pd.DataFrame:
         result = connection.execute(statement)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        if frame.empty:
-            return pd.DataFrame(columns=self.keys + list(self.aggregations))
-        frame[BUCKET] = frame[BUCKET].astype("int64")
-        frame[UNIT] = frame[UNIT].astype("string")
-        if ENTITY in frame:
-            frame[ENTITY] = frame[ENTITY].astype("string")
-        for name in self.aggregations:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-        return frame
+        names = list(result.keys())
+        rows = result.fetchall()
+        if not rows:
+            return self._empty(keys).astype(
+                {BUCKET: "int64", UNIT: "string", **({ENTITY: "string"} if ENTITY in keys else {})}
+            )
+        # column by column into typed arrays: much cheaper than letting pandas infer from row objects
+        columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+        data: dict[str, Any] = {}
+        for name in names:
+            values = columns[name]
+            if name == BUCKET:
+                data[name] = np.array(values, dtype="int64")
+            elif name in (UNIT, ENTITY):
+                data[name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+            else:
+                data[name] = np.array(values, dtype="float64")  # NULL -> NaN, Decimal -> float
+        return pd.DataFrame(data)
+
+    # -- polling ---------------------------------------------------------------------------------
 
     def poll(self) -> PollResult:
-        """Bring the rollups up to date and publish a snapshot; errors are recorded, never raised."""
+        """Bring the rollups up to date and publish a snapshot; errors are recorded, never raised.
+
+        A transient failure (lost connection, timeout, lock) is retried ``retries`` times with
+        exponential backoff before the poll is recorded as failed.
+        """
         started = self.clock()
         tick = time.perf_counter()
-        try:
-            rows_read, recomputed = self._poll_once(to_local_naive(started))
-            snapshot = self._publish(started)
-            result = PollResult(
-                self.dataset.id,
-                started,
-                (time.perf_counter() - tick) * 1000,
-                rows_read,
-                recomputed,
-                self.watermark,
-                snapshot.version,
-            )
-        except Exception as error:  # a failed poll must never stop the poller
-            log.exception("poll of %s failed", self.dataset.id)
-            self.reflected = None  # the schema may have changed: reflect again next time
-            result = PollResult(
-                self.dataset.id,
-                started,
-                (time.perf_counter() - tick) * 1000,
-                0,
-                0,
-                self.watermark,
-                None,
-                error=f"{type(error).__name__}: {error}"[:500],
-            )
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                pending = self._poll_once(to_local_naive(started))
+                self._apply(pending)
+                snapshot = self._publish(started)
+                result = PollResult(
+                    self.dataset.id,
+                    started,
+                    (time.perf_counter() - tick) * 1000,
+                    pending.rows_read,
+                    pending.buckets,
+                    self.watermark,
+                    snapshot.version,
+                    attempts=attempts,
+                    late_rows=pending.late_rows,
+                    window_rows=pending.window_rows,
+                    reset=pending.reset,
+                )
+                break
+            except Exception as error:  # a failed poll must never stop the poller
+                if is_transient(error) and attempts <= self.retries:
+                    delay = self.backoff_seconds * 2 ** (attempts - 1)
+                    log.warning("poll of %s failed (%s); retry %d in %.1f s", self.dataset.id, error, attempts, delay)
+                    self.sleep(delay)
+                    continue
+                log.exception("poll of %s failed", self.dataset.id)
+                self.reflected = None  # the schema may have changed: reflect again next time
+                result = PollResult(
+                    self.dataset.id,
+                    started,
+                    (time.perf_counter() - tick) * 1000,
+                    0,
+                    0,
+                    self.watermark,
+                    None,
+                    error=f"{type(error).__name__}: {error}"[:500],
+                    attempts=attempts,
+                )
+                break
         self.history = (self.history + [result])[-50:]
         return result
 
-    def _poll_once(self, now: datetime) -> tuple[int, int]:
+    def _apply(self, pending: _Pending) -> None:
+        """Make a successful poll's reads the poller's state."""
+        self.tiers = pending.tiers
+        self.watermark = pending.watermark
+        self.max_key = pending.max_key
+        self.window = pending.window
+        self._current = pending.current
+        for name, changed in pending.dirty.items():
+            known = self.dirty.get(name, set())
+            self.dirty[name] = None if changed is None or known is None else known | changed
+        if pending.reset:
+            self.examples = {}
+        for check, found in pending.examples.items():
+            self.examples[check] = found
+        if pending.late_rows:
+            self.late.total += pending.late_rows
+            for unit, count in pending.late_units.items():
+                self.late.by_unit[unit] = self.late.by_unit.get(unit, 0) + count
+            self.late.examples = (pending.late_examples + self.late.examples)[:EXAMPLES_PER_CHECK]
+
+    def _poll_once(self, now: datetime) -> _Pending:
+        reflected = self._reflect()
+        dataset = self.dataset
+        table = reflected.table
+        watermark_column = table.c[dataset.watermark]
+        floors = self._floors(to_epoch(now))
+        with self.engine.connect() as connection, statement_timeout(connection, dataset.statement_timeout_seconds):
+            latest = connection.execute(select(func.max(watermark_column))).scalar()
+            reset = None
+            if self.tiers is not None and self.watermark is not None and (latest is None or latest < self.watermark):
+                reset = f"newest {dataset.watermark} went back from {self.watermark} to {latest}: rollups rebuilt"
+                log.warning("dataset %s: %s", dataset.id, reset)
+            if self.tiers is None or self.watermark is None or reset:  # first poll, or an empty table so far
+                pending = self._full_load(connection, now, floors, latest, reset)
+            else:
+                pending = self._incremental(connection, now, floors)
+            pending.current = {
+                "state": self._state_frame(connection, now),
+                "entities": self._entities_frame(connection),
+                "durations": self._durations_frame(connection, now),
+            }
+            positions = self._positions_frame(connection, now)
+            if positions is not None:
+                pending.current["positions"] = positions
+            return pending
+
+    def _full_load(
+        self, connection: Connection, now: datetime, floors: tuple[int, int], latest: datetime | None, reset: str | None
+    ) -> _Pending:
+        reflected = self._reflect()
+        key = reflected.table.c[self.dataset.key]
+        max_key = connection.execute(select(func.max(key))).scalar() if reflected.increasing_key else None
+        fine_floor, hourly_floor = floors
+        oldest = connection.execute(select(func.min(reflected.table.c[self.dataset.event_time]))).scalar()
+        first_day = floor_to(to_epoch(oldest), DAY) if oldest is not None else hourly_floor
+        tier_ranges = {
+            "fine": (fine_floor, None, FULL_LOAD_CHUNKS["fine"]),
+            "hourly": (hourly_floor, fine_floor, FULL_LOAD_CHUNKS["hourly"]),
+            "daily": (min(first_day, hourly_floor), hourly_floor, FULL_LOAD_CHUNKS["daily"]),
+        }
+        read = {}
+        for tier, (start, end, step) in tier_ranges.items():
+            if end is None:  # the fine tier runs on into rows stamped in the future
+                until = max(start, floor_to(to_epoch(now), step) + step)
+                slices = [*chunked(start, until, step), (until, None)]
+            else:
+                slices = chunked(start, end, step)
+            parts = []
+            for low, high in slices:
+                span = [(bucket_start(low), bucket_start(high) if high is not None else None)]
+                parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, span)))
+            read[tier] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        fine = read["fine"]
+        hours = set(floor_to(fine[BUCKET], self.hour_size))
+        by_entity = self.dataset.by_entity
+        hourly = pd.concat(
+            [read["hourly"], self._derive(fine, hours, self.hour_size, keep_entity=by_entity)], ignore_index=True
+        )
+        days = set(floor_to(hourly[BUCKET], DAY))
+        daily = pd.concat([read["daily"], self._derive(hourly, days, DAY)], ignore_index=True)
+        tiers = Tiers(fine, hourly, daily, fine_floor, hourly_floor)
+        fresh = {tier: (frame, self._tier_size(tier)) for tier, frame in read.items()}
+        examples = self._examples(connection, fresh, replace_all=True)
+        rows = sum(int(f[ROWS].sum()) for f in read.values())
+        buckets = sum(len(f[BUCKET].unique()) for f in read.values())
+        window = None
+        if latest is not None:
+            since = latest - timedelta(seconds=self.dataset.late_window_seconds)
+            touched = self._window_read(connection, since)
+            window = (since, {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None})
+        return _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+
+    def _tier_size(self, tier: str) -> int:
+        return {"fine": self.dataset.bucket_seconds, "hourly": self.hour_size, "daily": DAY}[tier]
+
+    def _grouped(self, connection: Connection, now: datetime, tier: str, condition) -> pd.DataFrame:
+        by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
+        statement = grouped_statement(
+            self._reflect(), now, self._tier_size(tier), condition, by_entity=by_entity, bounds=self.rules.bounds
+        )
+        keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
+        return self._read_frame(connection, statement, keys)
+
+    def _derive(self, frame: pd.DataFrame, periods: set[int], size: int, *, keep_entity: bool = False) -> pd.DataFrame:
+        """Rows of ``frame`` in the given ``size``-second periods, re-aggregated per (period, unit)
+        (and entity, with ``keep_entity``)."""
+        keys = [BUCKET, UNIT, ENTITY] if keep_entity and ENTITY in frame else [BUCKET, UNIT]
+        if not periods:
+            return self._empty(keys)
+        buckets = frame[BUCKET]
+        near = frame.loc[(buckets >= min(periods)) & (buckets < max(periods) + size)]  # cheap cut first
+        starts = floor_to(near[BUCKET], size)
+        part = near.loc[starts.isin(periods)].assign(**{BUCKET: starts})
+        if ENTITY not in keys:
+            part = part.drop(columns=[ENTITY], errors="ignore")
+        return combine(part, keys, self.aggregations)
+
+    @staticmethod
+    def _replace(frame: pd.DataFrame, buckets: set[int], fresh: list[pd.DataFrame]) -> pd.DataFrame:
+        """``frame`` with the rows of ``buckets`` replaced by ``fresh``."""
+        if not buckets:
+            return frame
+        kept = frame.loc[~frame[BUCKET].isin(buckets)]
+        parts = [f for f in (kept, *fresh) if not f.empty]
+        return pd.concat(parts, ignore_index=True) if parts else kept
+
+    def _advanced(self, floors: tuple[int, int]) -> Tiers:
+        """The tiers with buckets past their tier's horizon dropped (their hours and days stay)."""
+        tiers = self.tiers
+        fine_floor, hourly_floor = max(floors[0], tiers.fine_floor), max(floors[1], tiers.hourly_floor)
+        fine, hourly = tiers.fine, tiers.hourly
+        if fine_floor > tiers.fine_floor and (fine[BUCKET] < fine_floor).any():
+            fine = fine.loc[fine[BUCKET] >= fine_floor]
+        if hourly_floor > tiers.hourly_floor and (hourly[BUCKET] < hourly_floor).any():
+            hourly = hourly.loc[hourly[BUCKET] >= hourly_floor]
+        return Tiers(fine, hourly, tiers.daily, fine_floor, hourly_floor)
+
+    def _window_read(self, connection: Connection, since: datetime) -> list:
+        """Per bucket touched by rows past ``since``: rows, newest watermark (and newest key)."""
         reflected = self._reflect()
         table = reflected.table
         watermark_column = table.c[self.dataset.watermark]
-        statement = self._grouped_select(now)
-        with self.engine.connect() as connection:
-            if self.rollup is None or self.watermark is None:
-                latest = connection.execute(select(func.max(watermark_column))).scalar()
-                frame = self._read_frame(connection, statement)
-                self.rollup = frame
-                self.watermark = latest
-                return int(frame[ROWS].sum()) if not frame.empty else 0, len(frame)
-            since = self.watermark - timedelta(seconds=self.dataset.late_window_seconds)
-            bucket = bucket_expression(reflected, self.dataset.bucket_seconds)
-            touched = connection.execute(
-                select(bucket.label(BUCKET), func.max(watermark_column))
-                .where(watermark_column > since)
-                .group_by(bucket)
-            ).fetchall()
-            buckets = [int(row[0]) for row in touched if row[0] is not None]
-            if not buckets:
-                return 0, 0
-            newest = max(row[1] for row in touched)
-            size = self.dataset.bucket_seconds
-            ranges = contiguous_ranges(buckets, size)
-            fresh_parts = []
-            for offset in range(0, len(ranges), RANGES_PER_QUERY):
-                chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
-                fresh_parts.append(
-                    self._read_frame(connection, statement.where(time_ranges_condition(reflected, chunk)))
-                )
-        fresh = pd.concat(fresh_parts, ignore_index=True) if len(fresh_parts) > 1 else fresh_parts[0]
-        replaced = self.rollup[BUCKET].isin(set(buckets))
-        kept = self.rollup.loc[~replaced]
-        self.rollup = pd.concat([kept, fresh], ignore_index=True) if not kept.empty else fresh
-        self.watermark = max(self.watermark, newest)
-        return int(fresh[ROWS].sum()) if not fresh.empty else 0, len(buckets)
+        bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
+        columns = [bucket, func.count(), func.max(watermark_column)]
+        if reflected.increasing_key:
+            columns.append(func.max(table.c[self.dataset.key]))
+        return connection.execute(select(*columns).where(watermark_column > since).group_by(bucket)).fetchall()
 
-    def _state_frame(self, now: datetime) -> pd.DataFrame:
+    def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
+        reflected = self._reflect()
+        dataset = self.dataset
+        tiers = self._advanced(floors)
+        since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
+        bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
+        touched = self._window_read(connection, since)
+        window = {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None}
+        newest = max((row[2] for row in touched), default=self.watermark)
+        max_key = self.max_key
+        if reflected.increasing_key:
+            max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
+        pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0, window=(since, window))
+        pending.dirty = {name: set() for name in PARTITIONS}
+        pending.window_rows = sum(int(row[1]) for row in touched)
+        # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
+        # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
+        unchanged = self.window[1] if self.window is not None and self.window[0] == since else {}
+        buckets = {b for b, fingerprint in window.items() if unchanged.get(b) != fingerprint}
+        if reflected.increasing_key and self.max_key is not None:
+            self._late_arrivals(connection, since, bucket, pending, buckets)
+        if not buckets:
+            return pending
+        chosen = {
+            "fine": {b for b in buckets if b >= tiers.fine_floor},
+            "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
+            "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
+        }
+        read = {tier: self._recompute(connection, now, tier, found) for tier, found in chosen.items() if found}
+        empty = self._empty([BUCKET, UNIT])
+        tiers.fine = self._replace(tiers.fine, chosen["fine"], [read.get("fine", empty)])
+        hours_from_fine = {floor_to(b, self.hour_size) for b in chosen["fine"]}
+        hours = hours_from_fine | chosen["hourly"]
+        from_fine = self._derive(tiers.fine, hours_from_fine, self.hour_size, keep_entity=dataset.by_entity)
+        tiers.hourly = self._replace(tiers.hourly, hours, [from_fine, read.get("hourly", empty)])
+        days_from_hours = {floor_to(h, DAY) for h in hours}
+        tiers.daily = self._replace(
+            tiers.daily,
+            days_from_hours | chosen["daily"],
+            [self._derive(tiers.hourly, days_from_hours, DAY), read.get("daily", empty)],
+        )
+        pending.rows_read = sum(int(f[ROWS].sum()) for f in read.values())
+        pending.buckets = sum(len(found) for found in chosen.values())
+        days = days_from_hours | chosen["daily"]
+        pending.dirty = {
+            "recent": {floor_to(b, PARTITIONS["recent"]) for b in chosen["fine"]},
+            "hourly": {floor_to(h, PARTITIONS["hourly"]) for h in hours},
+            "daily": {floor_to(d, PARTITIONS["daily"]) for d in days},
+        }
+        pending.examples = self._examples(connection, {t: (f, self._tier_size(t)) for t, f in read.items()})
+        return pending
+
+    def _late_arrivals(self, connection: Connection, since: datetime, bucket, pending: _Pending, buckets: set) -> None:
+        """Rows inserted since the last poll whose watermark is older than the late window (or NULL)."""
+        reflected = self._reflect()
+        dataset = self.dataset
+        table = reflected.table
+        watermark_column = table.c[dataset.watermark]
+        key = table.c[dataset.key]
+        condition = (key > self.max_key) & or_(watermark_column <= since, watermark_column.is_(None))
+        unit = table.c[dataset.unit].label(UNIT)
+        rows = connection.execute(
+            select(bucket, unit, func.count(), func.max(key)).where(condition).group_by(bucket, unit)
+        ).fetchall()
+        if not rows:
+            return
+        pending.late_rows = sum(int(row[2]) for row in rows)
+        for row in rows:
+            name = str(row[1]) if row[1] is not None else ""
+            pending.late_units[name] = pending.late_units.get(name, 0) + int(row[2])
+            if row[0] is not None:
+                buckets.add(int(row[0]))
+        pending.max_key = max(k for k in (pending.max_key, *(row[3] for row in rows)) if k is not None)
+        statement = (
+            select(key, table.c[dataset.unit], table.c[dataset.event_time], watermark_column)
+            .where(condition)
+            .order_by(key.desc())
+            .limit(EXAMPLES_PER_CHECK)
+        )
+        seen = self.clock().isoformat()
+        pending.late_examples = [
+            {
+                "key": _jsonable(row[0]),
+                "unit": row[1],
+                "event_time": _jsonable(row[2]),
+                "column": dataset.watermark,
+                "value": _jsonable(row[3]),
+                "seen_at": seen,
+            }
+            for row in connection.execute(statement).fetchall()
+        ]
+        log.warning(
+            "dataset %s: %d row(s) arrived after the %d s late window; counted and reported on Data health",
+            dataset.id,
+            pending.late_rows,
+            dataset.late_window_seconds,
+        )
+
+    def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> pd.DataFrame:
+        reflected = self._reflect()
+        size = self._tier_size(tier)
+        ranges = contiguous_ranges(sorted(buckets), size)
+        parts = []
+        for offset in range(0, len(ranges), RANGES_PER_QUERY):
+            chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
+            parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, chunk)))
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    # -- quality examples ------------------------------------------------------------------------
+
+    def _examples(
+        self, connection: Connection, fresh: dict[str, tuple[pd.DataFrame, int]], *, replace_all: bool = False
+    ) -> dict[str, list[dict[str, Any]]]:
+        """A few example rows of every check that found bad rows in the freshly computed buckets.
+
+        Examples already held whose event time lies in a recomputed bucket are dropped first (the
+        row may have been corrected), then the newest bad rows of those buckets are added.
+        """
+        reflected = self._reflect()
+        dataset = self.dataset
+        conditions = check_conditions(reflected, self.rules.bounds)
+        spans = [(b, b + size) for frame, size in fresh.values() for b in frame[BUCKET].unique()]
+        found: dict[str, list[dict[str, Any]]] = {}
+        checks: dict[str, tuple[Any, str | None]] = dict(conditions)
+        if dataset.natural_key:
+            checks[DUPLICATES] = (None, None)
+        unit_checks = self._unit_checks(fresh)
+        checks |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
+        for check in sorted(set(checks) | set(self.examples)):
+            kept = [] if replace_all else self._kept_examples(check, spans)
+            bad_buckets = self._bad_buckets(fresh, check)
+            new: list[dict[str, Any]] = []
+            if bad_buckets and check in checks:
+                ranges = [(bucket_start(a), bucket_start(b)) for a, b in bad_buckets]
+                where = time_ranges_condition(reflected, ranges)
+                condition, column = checks[check]
+                if check == DUPLICATES:
+                    statement = duplicate_example_statement(reflected, where, limit=EXAMPLES_PER_CHECK)
+                    column = dataset.natural_key[0]
+                else:
+                    statement = example_statement(reflected, condition & where, column, limit=EXAMPLES_PER_CHECK)
+                new = [self._example(row, column) for row in connection.execute(statement).mappings()]
+            if not new and not kept and check not in self.examples:
+                continue
+            keys = {e["key"] for e in new}
+            merged = new + [e for e in kept if e["key"] not in keys]
+            merged.sort(key=lambda e: str(e.get("event_time") or ""), reverse=True)
+            found[check] = merged[:EXAMPLES_PER_CHECK]
+        return found
+
+    def _unit_checks(self, fresh: dict[str, tuple[pd.DataFrame, int]]) -> dict[str, Any]:
+        """Conditions for rows with no ward code and with codes neither current nor pre-2025."""
+        table = self._reflect().table
+        unit = table.c[self.dataset.unit]
+        codes = set()
+        missing = False
+        for frame, _ in fresh.values():
+            present = frame.loc[frame[ROWS] > 0, UNIT]
+            missing |= bool(present.isna().any())
+            codes |= set(present.dropna())
+        checks: dict[str, Any] = {}
+        if (missing or MISSING_UNIT in self.examples) and self.dataset.unit not in self.dataset.required:
+            checks[MISSING_UNIT] = unit.is_(None)
+        known = self.rules.known_units
+        if known is not None:
+            unknown = sorted(codes - known)
+            if unknown:
+                checks[UNKNOWN_UNIT] = unit.in_(unknown[:500])
+        return checks
+
+    def _kept_examples(self, check: str, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        kept = []
+        for example in self.examples.get(check, []):
+            moment = example.get("event_time")
+            epoch = to_epoch(datetime.fromisoformat(moment)) if moment else None
+            if epoch is None or not any(a <= epoch < b for a, b in spans):
+                kept.append(example)
+        return kept
+
+    def _bad_buckets(self, fresh: dict[str, tuple[pd.DataFrame, int]], check: str) -> list[tuple[int, int]]:
+        """(start, end) of the newest buckets where ``check`` counted bad rows."""
+        found = []
+        for frame, size in fresh.values():
+            if check in frame:
+                bad = frame.loc[frame[check] > 0, BUCKET]
+            elif check == MISSING_UNIT:
+                bad = frame.loc[frame[UNIT].isna() & (frame[ROWS] > 0), BUCKET]
+            elif check == UNKNOWN_UNIT and self.rules.known_units is not None:
+                bad = frame.loc[frame[UNIT].notna() & ~frame[UNIT].isin(self.rules.known_units), BUCKET]
+            else:
+                continue
+            found += [(int(b), int(b) + size) for b in bad.unique()]
+        return sorted(set(found), reverse=True)[:EXAMPLE_BUCKETS]
+
+    def _example(self, row, column: str | None) -> dict[str, Any]:
+        dataset = self.dataset
+        example = {
+            "key": _jsonable(row[dataset.key]),
+            "unit": row[dataset.unit],
+            "event_time": _jsonable(row[dataset.event_time]),
+            "column": column,
+        }
+        if column == dataset.latitude and dataset.longitude:
+            example["value"] = f"{row[dataset.latitude]}, {row[dataset.longitude]}"
+        elif column in dataset.natural_key and dataset.natural_key:
+            example["value"] = ", ".join(str(_jsonable(row[c])) for c in dataset.natural_key)
+            example["column"] = ", ".join(dataset.natural_key)
+        elif column is not None:
+            example["value"] = _jsonable(row[column])
+        if column in dataset.personal:
+            example["value"] = mask_value(example.get("value"))
+        return example
+
+    # -- state, entities and publishing ----------------------------------------------------------
+
+    def _state_frame(self, connection: Connection, now: datetime) -> pd.DataFrame:
         reflected = self._reflect()
         table = reflected.table
         keys = [table.c[self.dataset.unit].label(UNIT)]
         if self.dataset.entity:
             keys.append(table.c[self.dataset.entity].label(ENTITY))
         frames = []
-        with self.engine.connect() as connection:
-            for measure in self.dataset.state:
-                statement = (
-                    select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
-                    .where(*where_conditions(reflected, measure, now))
-                    .group_by(*(k.element for k in keys))
-                )
-                result = connection.execute(statement)
-                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-                frames.append(frame.set_index([k.name for k in keys]))
+        for measure in self.dataset.state:
+            statement = (
+                select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
+                .where(*where_conditions(reflected, measure, now))
+                .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
+            )
+            result = connection.execute(statement)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            frames.append(frame.set_index([k.name for k in keys]))
         if not frames:
             return pd.DataFrame(columns=[UNIT])
         state = pd.concat(frames, axis=1).fillna(0).reset_index()
         state[UNIT] = state[UNIT].astype("string")
         return state
 
-    def _entities_frame(self) -> pd.DataFrame:
+    def _entities_frame(self, connection: Connection) -> pd.DataFrame:
         reflected = self._reflect()
         reference = self.dataset.reference
         if reference is None or reflected.reference is None:
@@ -261,13 +810,12 @@ class DatasetPoller:
         if self.dataset.unit in table.c:
             columns.append(table.c[self.dataset.unit].label(UNIT))
         columns += [table.c[a] for a in reference.attributes]
-        with self.engine.connect() as connection:
-            result = connection.execute(select(*columns))
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        result = connection.execute(select(*columns))
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         frame["entity"] = frame["entity"].astype("string")
         return frame
 
-    def _durations_frame(self, now: datetime) -> pd.DataFrame:
+    def _durations_frame(self, connection: Connection, now: datetime) -> pd.DataFrame:
         """Every declared duration of records that ended in the last 35 days: unit, duration, end, value.
 
         One query per declaration, bounded by ``start >= now - lookback`` (the indexed column) and
@@ -278,10 +826,7 @@ class DatasetPoller:
         if not self.dataset.durations:
             return pd.DataFrame(columns=columns)
         table = self._reflect().table
-        parts = []
-        with self.engine.connect() as connection:
-            for duration in self.dataset.durations:
-                parts.append(self._read_durations(connection, table, duration, now))
+        parts = [self._read_durations(connection, table, duration, now) for duration in self.dataset.durations]
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
         return frame[columns]
 
@@ -306,7 +851,7 @@ class DatasetPoller:
             }
         )
 
-    def _positions_frame(self, now: datetime) -> pd.DataFrame | None:
+    def _positions_frame(self, connection: Connection, now: datetime) -> pd.DataFrame | None:
         """Key, unit, event time (epoch ``time``), lat, lon and the declared columns of the rows the
         ``positions`` declaration selects: those a state measure counts, or those of a recent period."""
         positions = self.dataset.positions
@@ -329,55 +874,86 @@ class DatasetPoller:
         else:
             conditions = [event_time >= now - timedelta(seconds=positions.since_seconds), event_time <= now]
         statement = select(*columns).where(*conditions).order_by(table.c[self.dataset.key])
-        with self.engine.connect() as connection:
-            result = connection.execute(statement)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        result = connection.execute(statement)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         frame[UNIT] = frame[UNIT].astype("string")
         frame.insert(
             2, "time", ((pd.to_datetime(frame.pop("_time")) - EPOCH) // pd.Timedelta(seconds=1)).astype("int64")
         )
         return frame
 
-    def _hourly_entity_frame(self, rollup: pd.DataFrame, now_epoch: int) -> pd.DataFrame | None:
-        """Hourly rollups per unit and entity for 35 days, for datasets declaring ``by_entity``."""
+    def rollup_frames(self) -> dict[str, pd.DataFrame]:
+        """The history tiers as published: ``recent`` (fine), ``hourly`` (35 days), ``daily`` (all)."""
+        if self.tiers is None:
+            empty = self._empty([BUCKET, UNIT])
+            frames = {"recent": self._empty(self.keys), "hourly": empty, "daily": empty}
+            return frames | ({"hourly_entity": self._empty(self.hourly_keys)} if self.dataset.by_entity else {})
+        tiers = self.tiers
         if not self.dataset.by_entity:
-            return None
-        if rollup.empty:
-            return pd.DataFrame(columns=[BUCKET, UNIT, ENTITY, *self.aggregations])
-        hourly = rollup.assign(**{BUCKET: (rollup[BUCKET] // 3600) * 3600})
-        hourly = hourly.loc[hourly[BUCKET] >= now_epoch - HOURLY_SECONDS]
-        return combine(hourly, [BUCKET, UNIT, ENTITY], self.aggregations)
+            return {"recent": tiers.fine, "hourly": tiers.hourly, "daily": tiers.daily}
+        hourly = combine(tiers.hourly, [BUCKET, UNIT], self.aggregations)  # the entity summed away
+        return {"recent": tiers.fine, "hourly": hourly, "daily": tiers.daily, "hourly_entity": tiers.hourly}
 
-    def frames(self, now: datetime) -> dict[str, pd.DataFrame]:
-        """The snapshot frames derived from the current rollup."""
-        rollup = self.rollup if self.rollup is not None else pd.DataFrame(columns=self.keys)
-        now_epoch = to_epoch(now)
-        aggregations = self.aggregations
-        recent = rollup.loc[rollup[BUCKET] >= now_epoch - RECENT_SECONDS].sort_values(self.keys)
-        by_unit = rollup.assign(**{BUCKET: (rollup[BUCKET] // 3600) * 3600})
-        hourly_source = by_unit.loc[by_unit[BUCKET] >= now_epoch - HOURLY_SECONDS]
-        hourly = combine(hourly_source, [BUCKET, UNIT], aggregations)
-        daily = combine(rollup.assign(**{BUCKET: (rollup[BUCKET] // 86400) * 86400}), [BUCKET, UNIT], aggregations)
-        frames = {
-            "recent": recent.reset_index(drop=True),
-            "hourly": hourly,
-            "daily": daily,
-            "state": self._state_frame(to_local_naive(now)),
-            "entities": self._entities_frame(),
-            "durations": self._durations_frame(to_local_naive(now)),
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The snapshot frames: the history tiers, and the current state and entities of the last poll."""
+        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
+        return self.rollup_frames() | empty | self._current
+
+    def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
+        """Frames encoded for the store: history frames in parts, re-encoding only the parts changed
+        since the last publish; other frames re-used as they were when unchanged."""
+        encoded: dict[str, EncodedFrame] = {}
+        for name, frame in frames.items():
+            if name in PARTITIONS:
+                encoded |= self._partitioned(name, frame)
+                continue
+            previous = self.encoded.get(name)
+            if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
+                encoded[name] = previous[1]
+            else:
+                encoded[name] = encoded_frame(frame)
+                self.encoded[name] = (frame, encoded[name])
+        return encoded
+
+    def _partitioned(self, name: str, frame: pd.DataFrame) -> dict[str, EncodedFrame]:
+        size = PARTITIONS[name]
+        cache = self.parts.setdefault(name, {})
+        dirty = self.dirty.get(name)
+        if dirty is None:
+            cache.clear()
+            for period, part in frame.groupby(floor_to(frame[BUCKET], size), sort=True):
+                cache[int(period)] = encoded_frame(part)
+        else:
+            buckets = frame[BUCKET]
+            for period in dirty:
+                part = frame.loc[(buckets >= period) & (buckets < period + size)]
+                if part.empty:
+                    cache.pop(period, None)
+                else:
+                    cache[period] = encoded_frame(part)
+        if self.tiers is not None:  # parts that aged out of their tier
+            floor = {"recent": self.tiers.fine_floor, "hourly": self.tiers.hourly_floor}.get(name)
+            for period in [p for p in cache if floor is not None and p + size <= floor]:
+                del cache[period]
+        if not cache:
+            return {name: encoded_frame(frame)}  # an empty frame still carries its columns
+        return {f"{name}{PART_SEPARATOR}{period}": cache[period] for period in sorted(cache)}
+
+    def quality_meta(self) -> dict[str, Any]:
+        """Quality checks, example rows and late arrivals, as published in the snapshot's metadata."""
+        reflected = self._reflect()
+        return {
+            "checks": check_catalogue(self.dataset, quality_names(reflected, self.rules.bounds)),
+            "examples": {check: list(found) for check, found in self.examples.items() if found},
+            "late_arrivals": self.late.as_meta(),
+            "late_detection": reflected.increasing_key,
+            "bounds": list(vars(self.rules.bounds).values()) if self.rules.bounds else None,
         }
-        by_entity = self._hourly_entity_frame(rollup, now_epoch)
-        if by_entity is not None:
-            frames["hourly_entity"] = by_entity
-        positions = self._positions_frame(to_local_naive(now))
-        if positions is not None:
-            frames["positions"] = positions
-        return frames
 
     def _publish(self, now: datetime) -> Snapshot:
-        frames = self.frames(now)
-        rollup = self.rollup
-        newest_event = int(rollup[BUCKET].max()) if rollup is not None and not rollup.empty else None
+        frames = self.frames()
+        fine = self.tiers.fine if self.tiers is not None else None
+        newest_event = int(fine[BUCKET].max()) if fine is not None and not fine.empty else None
         meta: dict[str, Any] = {
             "dataset": self.dataset.id,
             "sector": self.dataset.sector,
@@ -387,5 +963,15 @@ class DatasetPoller:
             "bucket_seconds": self.dataset.bucket_seconds,
             "expected_seconds": self.dataset.expected_seconds,
             "poll_seconds": self.dataset.poll_seconds,
+            "late_window_seconds": self.dataset.late_window_seconds,
+            "retention": RETENTION,
+            "tiers": {
+                "recent_from": self.tiers.fine_floor if self.tiers else None,
+                "hourly_from": self.tiers.hourly_floor if self.tiers else None,
+                "hour_seconds": self.hour_size,
+            },
+            "quality": self.quality_meta(),
         }
-        return self.store.put(self.dataset.id, meta, frames)
+        snapshot = self.store.put(self.dataset.id, meta, self._encoded(frames))
+        self.dirty = {name: set() for name in PARTITIONS}
+        return snapshot

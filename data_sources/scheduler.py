@@ -2,8 +2,14 @@
 
 Only one poller is active at a time: each job first renews an expiring lock in the snapshot store
 (a conditional update), so a second poller started by mistake stands by instead of double polling.
-After every poll the process writes a status document (last run, duration, rows read, error, next
-run per dataset) that the web shows as poll health and uses to say since when data is unavailable.
+After every poll the process writes a status document (last run, duration, rows read, attempts,
+error, late arrivals, next run per dataset) that the web shows as poll health and uses to say since
+when data is unavailable.
+
+Failures back off: inside a poll a transient error is retried at once a few times
+(``DatasetPoller.retries``); after a failed poll the dataset's next attempt waits one interval, then
+two, four… up to ``MAX_BACKOFF_SECONDS``, so a warehouse that is down is not hammered and comes back
+into use by itself.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from sqlalchemy import Engine
 
 from config.datasets import DatasetCatalogue
 from data_sources.clock import Clock, system_clock
-from data_sources.poller import DatasetPoller, PollResult
+from data_sources.poller import DatasetPoller, LateArrivals, PollResult
+from data_sources.quality import QualityRules
 from data_sources.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ AfterPoll = Callable[[str, PollResult], None]
 
 LOCK_NAME = "poller"
 STATUS_NAME = "poller"
+MAX_BACKOFF_SECONDS = 300
 
 
 def _next_run(result: PollResult | None, poll_seconds: int) -> datetime | None:
@@ -55,13 +63,18 @@ class Poller:
         *,
         owner: str | None = None,
         after_poll: tuple[AfterPoll, ...] = (),
+        rules: QualityRules | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.store = store
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.pollers = {d.id: DatasetPoller(d, engine, store, clock) for d in catalogue}
+        rules = rules or QualityRules()
+        self.pollers = {d.id: DatasetPoller(d, engine, store, clock, rules) for d in catalogue}
         self.results: dict[str, PollResult] = {}
+        self.failures: dict[str, int] = {}
+        self.retry_at: dict[str, datetime] = {}
+        self._restore_late_arrivals()
         self.unavailable_since: datetime | None = None
         self.after_poll = after_poll
         self._mutex = threading.Lock()
@@ -71,13 +84,44 @@ class Poller:
         """Long enough to survive the slowest job interval, short enough for a quick hand-over."""
         return max(d.poll_seconds for d in self.catalogue) * 3 + 10
 
+    def _restore_late_arrivals(self) -> None:
+        """Carry the running count of late arrivals over a poller restart (it lives in the snapshot)."""
+        for dataset_id, poller in self.pollers.items():
+            try:
+                snapshot = self.store.get(dataset_id)
+            except Exception:  # an unreadable store is reported by the first poll
+                log.exception("cannot read the previous snapshot of %s", dataset_id)
+                continue
+            late = ((snapshot.meta.get("quality") or {}).get("late_arrivals") or {}) if snapshot else {}
+            if late.get("total"):
+                poller.late = LateArrivals(int(late["total"]), dict(late.get("by_unit") or {}), list(late["examples"]))
+
+    def backoff_seconds(self, dataset_id: str) -> float:
+        """Wait before the next attempt after ``failures`` failed polls in a row: 1, 2, 4… intervals."""
+        failures = self.failures.get(dataset_id, 0)
+        if not failures:
+            return 0.0
+        interval = self.catalogue.get(dataset_id).poll_seconds
+        return float(min(MAX_BACKOFF_SECONDS, interval * 2 ** min(failures - 1, 16)))
+
     def poll(self, dataset_id: str) -> PollResult | None:
-        """Poll one dataset if this process holds the poller lock; None when it stands by."""
+        """Poll one dataset if this process holds the poller lock and the dataset is not backing off
+        after failures; None when it stands by or waits."""
+        retry_at = self.retry_at.get(dataset_id)
+        if retry_at is not None and self.clock() < retry_at:
+            log.debug("%s backs off until %s", dataset_id, retry_at)
+            return None
         if not self.store.acquire_lock(LOCK_NAME, self.owner, self.lock_ttl_seconds):
             log.info("another poller holds the lock; %s stands by", self.owner)
             return None
         result = self.pollers[dataset_id].poll()
         with self._mutex:
+            if result.error:
+                self.failures[dataset_id] = self.failures.get(dataset_id, 0) + 1
+                self.retry_at[dataset_id] = result.started_at + timedelta(seconds=self.backoff_seconds(dataset_id))
+            else:
+                self.failures.pop(dataset_id, None)
+                self.retry_at.pop(dataset_id, None)
             self.results[dataset_id] = result
             if result.error and self.unavailable_since is None:
                 self.unavailable_since = result.started_at
@@ -101,9 +145,12 @@ class Poller:
         datasets = {}
         for dataset in self.catalogue:
             result = self.results.get(dataset.id)
+            late = self.pollers[dataset.id].late
             entry: dict[str, Any] = {
                 "poll_seconds": dataset.poll_seconds,
-                "next_run": _next_run(result, dataset.poll_seconds),
+                "next_run": self.retry_at.get(dataset.id) or _next_run(result, dataset.poll_seconds),
+                "consecutive_failures": self.failures.get(dataset.id, 0),
+                "late_total": late.total,
             }
             if result:
                 entry |= asdict(result)

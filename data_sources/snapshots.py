@@ -1,8 +1,8 @@
 """Versioned snapshots per dataset: the one read path between the poller and the web workers.
 
 The poller writes a ``Snapshot`` per dataset after each poll; web workers ask for the version first
-(cheap) and load the snapshot only when it changed. Frames travel as Parquet, metadata as JSON, so
-nothing executable ever crosses the store.
+(cheap) and load the snapshot only when it changed. Frames travel as Arrow IPC streams, metadata
+as JSON, so nothing executable ever crosses the store.
 
 Stores: ``SQLiteSnapshotStore`` (default: a file shared by the poller and web processes, no server),
 ``RedisSnapshotStore`` (several web workers, several hosts), ``MemorySnapshotStore`` (unit tests).
@@ -10,13 +10,14 @@ Stores: ``SQLiteSnapshotStore`` (default: a file shared by the poller and web pr
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,7 +26,12 @@ from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc
 import redis
+
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+_PARQUET_MAGIC = b"PAR1"
 
 
 @dataclass(frozen=True)
@@ -44,16 +50,46 @@ class Snapshot:
         return found.copy() if found is not None else pd.DataFrame()
 
 
-def encode_frame(frame: pd.DataFrame) -> bytes:
-    """Serialise a frame to Parquet bytes."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+def encode_frame(frame: pd.DataFrame | EncodedFrame) -> bytes:
+    """Serialise a frame as an Arrow IPC stream, LZ4-compressed (an encoded frame passes through).
+
+    Arrow IPC rather than Parquet: the poller re-encodes its newest rollup frame every poll and web
+    workers decode it at every new version; IPC does both three times faster (about 6 ms and 3 ms for
+    a 58,000-row frame) for a larger payload. Like Parquet it carries data only, never code.
+    """
+    if isinstance(frame, EncodedFrame):
+        return frame.payload
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)  # threads cost more than they save here
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def decode_frame(payload: bytes) -> pd.DataFrame:
-    """Inverse of ``encode_frame``."""
-    return pd.read_parquet(io.BytesIO(payload))
+    """Inverse of ``encode_frame``; Parquet payloads written by earlier versions are read too."""
+    if payload[:4] == _PARQUET_MAGIC:
+        return pd.read_parquet(io.BytesIO(payload))
+    return pa.ipc.open_stream(payload).read_all().to_pandas()
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame already serialised by ``encode_frame``, with a digest of its bytes: a writer that
+    publishes an unchanged frame again (most polls change one frame of five) hands the store the bytes
+    and digest it computed last time, and the SQLite store keeps one copy per digest."""
+
+    payload: bytes
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.blake2b(self.payload, digest_size=16).hexdigest())
+
+
+def encoded_frame(frame: pd.DataFrame | EncodedFrame) -> EncodedFrame:
+    """``frame`` serialised, with its digest (an encoded frame is returned as it is)."""
+    return frame if isinstance(frame, EncodedFrame) else EncodedFrame(encode_frame(frame))
 
 
 def encode_meta(meta: dict[str, Any]) -> str:
@@ -72,7 +108,7 @@ def _json_default(value: Any) -> Any:
 class SnapshotStore(Protocol):
     """What the poller writes to and the web reads from."""
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         """Store a new snapshot for ``dataset``; its version is one above the previous one."""
 
     def version(self, dataset: str) -> int | None:
@@ -106,7 +142,7 @@ class MemorySnapshotStore:
         self._locks: dict[str, tuple[str, float]] = {}
         self._mutex = threading.Lock()
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         with self._mutex:
             previous = self._snapshots.get(dataset)
             snapshot = Snapshot(
@@ -114,7 +150,7 @@ class MemorySnapshotStore:
                 version=(previous.version + 1) if previous else 1,
                 created_at=datetime.now().astimezone(),
                 meta=json.loads(encode_meta(meta)),
-                frames={name: decode_frame(encode_frame(frame)) for name, frame in frames.items()},
+                frames=LazyFrames({name: encode_frame(frame) for name, frame in frames.items()}),
             )
             self._snapshots[dataset] = snapshot
             return snapshot
@@ -177,8 +213,12 @@ _SQLITE_SCHEMA = (
         dataset TEXT NOT NULL,
         version INTEGER NOT NULL,
         name TEXT NOT NULL,
-        payload BLOB NOT NULL,
+        digest TEXT NOT NULL,
         PRIMARY KEY (dataset, version, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS frame_blobs (
+        digest TEXT PRIMARY KEY,
+        payload BLOB NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS status (
         name TEXT PRIMARY KEY,
@@ -242,6 +282,10 @@ class SQLiteSnapshotStore:
                 raise sqlite3.OperationalError(f"cannot switch {self.path} to WAL (journal mode: {mode})")
             time.sleep(0.01)
         with self._write(conn):
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(snapshot_frames)")}
+            if "payload" in columns:  # frames stored inline by an earlier version: the poller republishes
+                conn.execute("DROP TABLE snapshot_frames")
+                conn.execute("DELETE FROM snapshots")
             for statement in _SQLITE_SCHEMA:
                 conn.execute(statement)
         self._schema_ready = True
@@ -289,9 +333,11 @@ class SQLiteSnapshotStore:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
+        """Frames are stored once per content: a frame unchanged since the last version (most of them
+        on most polls) costs a reference, not another copy of its bytes."""
         meta_json = encode_meta(meta)
-        payloads = {name: encode_frame(frame) for name, frame in frames.items()}
+        encoded = {name: encoded_frame(frame) for name, frame in frames.items()}
         created_at = _utc_now()
         with self._connection() as conn, self._write(conn):
             (previous,) = conn.execute("SELECT MAX(version) FROM snapshots WHERE dataset = ?", (dataset,)).fetchone()
@@ -300,14 +346,23 @@ class SQLiteSnapshotStore:
                 "INSERT INTO snapshots (dataset, version, created_at, meta) VALUES (?, ?, ?, ?)",
                 (dataset, version, created_at.isoformat(), meta_json),
             )
+            for frame in {e.digest: e for e in encoded.values()}.values():
+                if conn.execute("SELECT 1 FROM frame_blobs WHERE digest = ?", (frame.digest,)).fetchone() is None:
+                    conn.execute(
+                        "INSERT INTO frame_blobs (digest, payload) VALUES (?, ?)", (frame.digest, frame.payload)
+                    )
             conn.executemany(
-                "INSERT INTO snapshot_frames (dataset, version, name, payload) VALUES (?, ?, ?, ?)",
-                [(dataset, version, name, payload) for name, payload in payloads.items()],
+                "INSERT INTO snapshot_frames (dataset, version, name, digest) VALUES (?, ?, ?, ?)",
+                [(dataset, version, name, frame.digest) for name, frame in encoded.items()],
             )
             oldest_kept = version - self.keep_versions + 1
-            conn.execute("DELETE FROM snapshot_frames WHERE dataset = ? AND version < ?", (dataset, oldest_kept))
+            pruned = conn.execute(
+                "DELETE FROM snapshot_frames WHERE dataset = ? AND version < ?", (dataset, oldest_kept)
+            ).rowcount
             conn.execute("DELETE FROM snapshots WHERE dataset = ? AND version < ?", (dataset, oldest_kept))
-        return _snapshot(dataset, version, created_at, meta_json, payloads)
+            if pruned:
+                conn.execute("DELETE FROM frame_blobs WHERE digest NOT IN (SELECT digest FROM snapshot_frames)")
+        return _snapshot(dataset, version, created_at, meta_json, {n: e.payload for n, e in encoded.items()})
 
     def version(self, dataset: str) -> int | None:
         with self._connection() as conn:
@@ -330,7 +385,8 @@ class SQLiteSnapshotStore:
             version, created_at, meta_json = row
             payloads = dict(
                 conn.execute(
-                    "SELECT name, payload FROM snapshot_frames WHERE dataset = ? AND version = ?",
+                    "SELECT f.name, b.payload FROM snapshot_frames AS f JOIN frame_blobs AS b ON b.digest = f.digest "
+                    "WHERE f.dataset = ? AND f.version = ?",
                     (dataset, version),
                 ).fetchall()
             )
@@ -373,8 +429,44 @@ def _snapshot(dataset: str, version: int, created_at: datetime, meta_json: str, 
         version=version,
         created_at=created_at,
         meta=json.loads(meta_json),
-        frames={name: decode_frame(payload) for name, payload in payloads.items()},
+        frames=LazyFrames(payloads),
     )
+
+
+PART_SEPARATOR = "@"
+"""A frame may be stored in parts named ``<frame>@<part>`` (the poller cuts its history by period so
+that a poll re-encodes and rewrites only the periods it changed); readers see one frame."""
+
+
+class LazyFrames(Mapping[str, pd.DataFrame]):
+    """Frames decoded on first access (parts joined): a card reading one frame does not pay for five,
+    and the poller, which only wants the new version, decodes nothing."""
+
+    def __init__(self, payloads: dict[str, bytes]) -> None:
+        self._payloads = payloads
+        self._decoded: dict[str, pd.DataFrame] = {}
+        self._names = list(dict.fromkeys(name.split(PART_SEPARATOR, 1)[0] for name in payloads))
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        found = self._decoded.get(name)
+        if found is not None:
+            return found
+        if name in self._payloads:
+            found = decode_frame(self._payloads[name])
+        else:
+            prefix = name + PART_SEPARATOR
+            parts = [decode_frame(payload) for key, payload in sorted(self._payloads.items()) if key.startswith(prefix)]
+            if not parts:
+                raise KeyError(name)
+            found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        self._decoded[name] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 _REDIS_ACQUIRE = """
@@ -399,7 +491,7 @@ class RedisSnapshotStore:
 
     Keys under ``prefix``: ``versions`` (hash dataset -> latest version, so ``versions()`` is one
     HGETALL), ``snapshot:<dataset>:<version>`` (hash: meta, created_at and one ``frame:<name>`` field
-    per Parquet frame), ``history:<dataset>`` (sorted set of kept versions), ``status:<name>`` and
+    per encoded frame), ``history:<dataset>`` (sorted set of kept versions), ``status:<name>`` and
     ``lock:<name>``. A put writes the snapshot and publishes its version in one MULTI/EXEC guarded by
     WATCH, so versions never repeat and a published version always has its data.
     """
@@ -418,7 +510,7 @@ class RedisSnapshotStore:
         """Close the connection pool."""
         self._client.close()
 
-    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame]) -> Snapshot:
+    def put(self, dataset: str, meta: dict[str, Any], frames: dict[str, pd.DataFrame | EncodedFrame]) -> Snapshot:
         meta_json = encode_meta(meta)
         payloads = {name: encode_frame(frame) for name, frame in frames.items()}
         created_at = _utc_now()

@@ -126,6 +126,13 @@ SILENCE_CREATE = "alert-silence-create"
 SILENCE_MESSAGE = "alert-silence-message"
 SILENCES_LIST = "alert-silences-list"
 SILENCES_VERSION = "alert-silences-version"
+# data health (issue 3)
+HEALTH_DATASET = "health-dataset"
+HEALTH_WINDOW = "health-window"
+HEALTH_OVERVIEW = "health-overview"
+HEALTH_DETAIL = "health-detail"
+HEALTH_POLLS = "health-polls"
+HEALTH_FRESHNESS = "health-freshness-store"
 
 
 def kpi_tile(dataset: str, kpi: str) -> dict[str, str]:
@@ -207,3 +214,8 @@ def panel_freshness(panel, datasets) -> dict:
     """
     joined = ",".join(datasets) if isinstance(datasets, tuple | list) else datasets
     return {"type": "panel-freshness", "panel": panel, "datasets": joined}
+
+
+def health_age(dataset, kind) -> dict:
+    """Id of one freshness label on Data health (``kind`` is "source" or "poll"); ALL in callbacks."""
+    return {"type": "health-age", "dataset": dataset, "kind": kind}

@@ -125,7 +125,8 @@ class TestIncrementalPolling:
         clock.advance(minutes=30)
         second = poller.poll()
         assert second.error is None
-        assert second.rows_read == 1  # the newest row, inside watermark - late_window; not the older one
+        assert second.window_rows == 1  # the newest row, inside watermark - late_window; not the older one
+        assert second.rows_read == 0  # the window holds what it held last poll: nothing to recompute
         assert second.version == first.version + 1
         assert figure(store, dataset, clock, "open") == 2
         assert store.get("feedback").frame("daily")["reports"].sum() == 2
@@ -146,7 +147,8 @@ class TestBadRows:
         assert figure(store, dataset, clock, "satisfaction") == 5.0
         assert figure(store, dataset, clock, "open") == 0  # the report with code 99999 is not a ward's
         daily = store.get("feedback").frame("daily")
-        assert daily["_invalid_rating"].sum() == 1
+        assert daily["_sentinel_rating"].sum() == 1  # -999 is "no value", not out of range
+        assert daily["_invalid_rating"].sum() == 0
         assert set(daily.loc[daily["_rows"] > 0, "unit"]) == {VY_DA, "99999"}
 
     def test_old_ward_codes_count_under_the_new_ward(self, feedback, clock):

@@ -195,6 +195,29 @@ class TestPruning:
         assert kept == [("rainfall", 4), ("rainfall", 5), ("traffic", 1)]
         assert frames == kept
 
+    def test_sqlite_stores_an_unchanged_frame_once_and_drops_bytes_no_version_uses(self, tmp_path: Path) -> None:
+        store = SQLiteSnapshotStore(tmp_path / "snapshots.db", keep_versions=2)
+        for rows in (3, 3, 3, 2, 1):  # "wards" changes twice; "stations" never
+            store.put("rainfall", {}, {"wards": wards_frame(rows), "stations": wards_frame(5)})
+        assert_frame_equal(store.get("rainfall").frame("wards"), wards_frame(1))
+        store.close()
+
+        with sqlite3.connect(tmp_path / "snapshots.db") as db:
+            blobs = db.execute("SELECT count(*) FROM frame_blobs").fetchone()[0]
+        db.close()
+        assert blobs == 3, "versions 4 and 5 hold wards(2), wards(1) and the one stations frame"
+
+    def test_a_store_file_of_the_inline_frame_layout_is_rebuilt(self, tmp_path: Path) -> None:
+        with sqlite3.connect(tmp_path / "snapshots.db") as db:
+            db.execute("CREATE TABLE snapshots (dataset TEXT, version INTEGER, created_at TEXT, meta TEXT)")
+            db.execute("CREATE TABLE snapshot_frames (dataset TEXT, version INTEGER, name TEXT, payload BLOB)")
+            db.execute("INSERT INTO snapshots VALUES ('rainfall', 7, '2026-01-01T00:00:00+00:00', '{}')")
+        db.close()
+        store = SQLiteSnapshotStore(tmp_path / "snapshots.db")
+        assert store.version("rainfall") is None, "old snapshots are dropped; the poller republishes"
+        assert store.put("rainfall", {}, {"wards": wards_frame()}).version == 1
+        store.close()
+
     def test_redis_keeps_only_the_newest_versions(self, redis_prefix: str) -> None:
         store = RedisSnapshotStore(REDIS_URL, prefix=redis_prefix, keep_versions=2)
         for _ in range(5):

@@ -1,0 +1,181 @@
+"""Data quality per dataset and per ward: the checks, the rules the poller applies, and pure read-time
+figures for the Data health page.
+
+Checks (each named like the rollup measure that counts it, so one name travels from SQL to screen):
+
+=================  ============  ======================================================================
+check              dimension     a row is bad when
+=================  ============  ======================================================================
+_missing_<col>     completeness  a ``required`` column is NULL
+_missing_unit      completeness  the ward code is NULL (counted at read time from the rollup)
+_sentinel_<col>    validity      a ``valid.*`` column holds a "no value" sentinel such as -999
+_invalid_<col>     validity      a ``valid.*`` column is outside its range (sentinels excepted)
+_outside_area      validity      latitude/longitude lie outside the province's bounding box
+_unknown_unit      validity      the ward code is neither a current nor a pre-2025 code of the province
+_duplicates        uniqueness    a second row with the same ``natural_key`` (the first one counts)
+_late              timeliness    the row arrived after the late window (reported, and still counted)
+=================  ============  ======================================================================
+
+Bad values never reach a KPI: out-of-range values and sentinels are left out of every measure,
+duplicate copies out of every measure, rows with unknown or missing codes out of every ward figure.
+Rows with points outside the province still count for their ward code (the code, not the point,
+places them) but are listed. Pre-2025 codes are not errors: they map through the crosswalk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from config.datasets import Dataset
+from data_sources.sql import DUPLICATES, OUTSIDE, ROWS, Bounds
+
+log = logging.getLogger(__name__)
+
+MISSING_UNIT = "_missing_unit"
+UNKNOWN_UNIT = "_unknown_unit"
+LATE = "_late"
+DIMENSIONS = ("completeness", "validity", "uniqueness", "timeliness")
+BOUNDS_MARGIN_DEGREES = 0.02
+"""Added around the ward coverage's bounding box (about 2 km) so edge-of-province points pass."""
+NO_WARD = ""
+"""Ward label of rows whose code is missing."""
+
+__all__ = [
+    "DIMENSIONS",
+    "DUPLICATES",
+    "LATE",
+    "MISSING_UNIT",
+    "NO_WARD",
+    "OUTSIDE",
+    "UNKNOWN_UNIT",
+    "QualityRules",
+    "check_catalogue",
+    "province_bounds",
+    "quality_by_ward",
+    "scoped_examples",
+]
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """What the poller needs to know about the province to check rows: its extent and its codes."""
+
+    bounds: Bounds | None = None
+    known_units: frozenset[str] | None = None
+    """Current and pre-2025 codes of the province (the crosswalk's keys); None skips the check."""
+
+
+def province_bounds(units: pd.DataFrame, boundaries_path: str | Path | None) -> Bounds:
+    """The bounding box of the province's ward coverage (official boundaries when configured, else
+    the approximate polygons drawn from the registry), widened by ``BOUNDS_MARGIN_DEGREES``."""
+    from data_sources.geo import approximate_wards, load_boundaries
+
+    shapes = approximate_wards(units) if boundaries_path is None else load_boundaries(boundaries_path)
+    west, south, east, north = shapes.to_crs("EPSG:4326").total_bounds
+    margin = BOUNDS_MARGIN_DEGREES
+    return Bounds(float(south) - margin, float(west) - margin, float(north) + margin, float(east) + margin)
+
+
+def check_catalogue(dataset: Dataset, rollup_checks: list[str]) -> dict[str, dict[str, Any]]:
+    """Every check that applies to ``dataset``: its dimension and the column it is about."""
+    checks: dict[str, dict[str, Any]] = {}
+    for name in rollup_checks:
+        if name == ROWS:
+            continue
+        if name.startswith("_missing_"):
+            checks[name] = {"dimension": "completeness", "column": name.removeprefix("_missing_")}
+        elif name.startswith("_sentinel_"):
+            checks[name] = {"dimension": "validity", "column": name.removeprefix("_sentinel_")}
+        elif name.startswith("_invalid_"):
+            checks[name] = {"dimension": "validity", "column": name.removeprefix("_invalid_")}
+        elif name == OUTSIDE:
+            checks[name] = {"dimension": "validity", "column": f"{dataset.latitude}, {dataset.longitude}"}
+        elif name == DUPLICATES:
+            checks[name] = {"dimension": "uniqueness", "column": ", ".join(dataset.natural_key)}
+    if dataset.unit not in dataset.required:  # else the required-column check counts these rows already
+        checks[MISSING_UNIT] = {"dimension": "completeness", "column": dataset.unit}
+    checks[UNKNOWN_UNIT] = {"dimension": "validity", "column": dataset.unit}
+    checks[LATE] = {"dimension": "timeliness", "column": dataset.watermark}
+    return checks
+
+
+def ward_of(unit: Any, crosswalk: dict[str, str]) -> str | None:
+    """The current ward a raw unit code belongs to; None for a missing or unknown code."""
+    if unit is None or (isinstance(unit, float) and pd.isna(unit)) or unit is pd.NA:
+        return None
+    return crosswalk.get(str(unit))
+
+
+def quality_by_ward(
+    frame: pd.DataFrame,
+    checks: dict[str, dict[str, Any]],
+    crosswalk: dict[str, str],
+    *,
+    start: int | None = None,
+    wards: frozenset[str] | None = None,
+    late_by_unit: dict[str, int] | None = None,
+) -> pd.DataFrame:
+    """Rows and bad rows per check, one line per current ward (plus unknown and missing codes).
+
+    ``frame`` is a rollup frame of the snapshot (recent, hourly or daily); ``start`` its first bucket.
+    Lines are indexed by ward code; unknown codes keep their raw code, missing ones ``NO_WARD``, and
+    both are left out when ``wards`` limits the view (they belong to no ward of the account).
+    Late arrivals come from the poller's running count per unit (not limited to the window).
+    """
+    columns = [ROWS, *checks]
+    if frame.empty or "unit" not in frame:
+        table = pd.DataFrame(columns=["ward", "unit_status", *columns])
+    else:
+        if start is not None:
+            frame = frame.loc[frame["bucket"] >= start]
+        units = frame["unit"].astype("object")
+        ward = units.map(lambda u: ward_of(u, crosswalk))
+        status = pd.Series("known", index=frame.index)
+        status[ward.isna() & units.notna()] = "unknown"
+        status[units.isna()] = "missing"
+        label = ward.where(ward.notna(), units.where(units.notna(), NO_WARD))
+        present = [c for c in columns if c in frame]
+        table = frame[present].assign(ward=label.astype(str), unit_status=status)
+        rows = frame[ROWS].fillna(0)
+        table[UNKNOWN_UNIT] = rows.where(status == "unknown", 0)
+        if MISSING_UNIT in checks:
+            table[MISSING_UNIT] = rows.where(status == "missing", 0)
+    table = table.reindex(columns=["ward", "unit_status", *columns], fill_value=0.0)
+    table[LATE] = 0.0
+    grouped = table.groupby(["ward", "unit_status"], dropna=False)[columns].sum().reset_index()
+    if late_by_unit:
+        for unit, count in late_by_unit.items():
+            ward = ward_of(unit or None, crosswalk)
+            label = ward or (unit or NO_WARD)
+            status = "known" if ward else ("unknown" if unit else "missing")
+            match = (grouped["ward"] == label) & (grouped["unit_status"] == status)
+            if match.any():
+                grouped.loc[match, LATE] += count
+            else:
+                extra = {c: 0.0 for c in columns} | {"ward": label, "unit_status": status, LATE: float(count)}
+                grouped = pd.concat([grouped, pd.DataFrame([extra])], ignore_index=True)
+    if wards is not None:
+        grouped = grouped.loc[(grouped["unit_status"] == "known") & grouped["ward"].isin(wards)]
+    return grouped.sort_values(["unit_status", "ward"]).reset_index(drop=True)
+
+
+def scoped_examples(
+    examples: dict[str, list[dict[str, Any]]], crosswalk: dict[str, str], wards: frozenset[str] | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Example rows with their current ward added; when ``wards`` is set, only those of these wards."""
+    scoped: dict[str, list[dict[str, Any]]] = {}
+    for check, rows in examples.items():
+        kept = []
+        for row in rows:
+            ward = ward_of(row.get("unit"), crosswalk)
+            if wards is not None and ward not in wards:
+                continue
+            kept.append(row | {"ward": ward})
+        if kept:
+            scoped[check] = kept
+    return scoped
