@@ -318,7 +318,7 @@ def build_poll_health(catalogue_: DatasetCatalogue, status: dict[str, Any] | Non
             [
                 dataset_label(dataset.id, lang),
                 format_datetime(datetime.fromisoformat(started), lang) if started else MISSING,
-                format_number(entry.get("duration_ms"), lang) + " ms" if started else MISSING,
+                t("units.milliseconds", lang, n=format_number(entry.get("duration_ms"), lang)) if started else MISSING,
                 format_number(entry.get("rows_read"), lang) if started else MISSING,
                 format_number(entry.get("window_rows"), lang) if started else MISSING,
                 format_number(entry.get("attempts"), lang) if started else MISSING,
