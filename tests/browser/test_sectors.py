@@ -29,6 +29,7 @@ from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
 from data_sources.clock import system_clock, to_local_naive
 from data_sources.demo.generate import generate_warehouse
+from data_sources.geo import prepare_ward_layer
 from data_sources.sql import reflect_dataset
 from data_sources.users import create_schema, create_user
 from data_sources.warehouse import create_warehouse_engine
@@ -124,8 +125,23 @@ def click_league_row(driver, ward_name: str) -> bool:
     return False
 
 
+def point_inside_drawn_ward(code: str) -> tuple[float, float]:
+    """(lat, lon) of a point inside the ward as the map draws it (a registry centroid can fall in a
+    neighbour's approximate polygon)."""
+    from shapely.geometry import shape
+
+    layer = prepare_ward_layer(current_units("46"), None)
+    feature = next(f for f in layer.geojson["features"] if str(f.get("id") or f["properties"].get("code")) == code)
+    point = shape(feature["geometry"]).representative_point()
+    return point.y, point.x
+
+
 def click_map_at(driver, lat: float, lon: float) -> bool:
-    """Click the map canvas where (lat, lon) is drawn, as a person would."""
+    """Click the map canvas where (lat, lon) is drawn, as a person would (the map scrolled into view first)."""
+    driver.execute_script(
+        "const c = document.querySelector('#ward-map canvas.maplibregl-canvas');"
+        "if (c) c.scrollIntoView({block: 'center'});"
+    )
     point = driver.execute_script(
         """
         const gd = document.querySelector('#ward-map .js-plotly-plot');
@@ -178,9 +194,7 @@ def test_walk_from_the_overview_to_a_record_and_back(chromium, live_app, page):
     # province -> ward: a click on the map or on the league table
     code, name = busiest_ward(live_app, page)
     if page.sector in MAP_CLICK_SECTORS:
-        units = current_units("46")
-        ward = units.loc[units["code"] == code].iloc[0]
-        lat, lon = float(ward["lat"]), float(ward["lon"])
+        lat, lon = point_inside_drawn_ward(code)
         wait.until(lambda d: click_map_at(d, lat, lon) and f"ward={code}" in d.current_url)
     else:
         wait.until(lambda d: click_league_row(d, name))
