@@ -24,7 +24,7 @@ from flask import abort
 from config.datasets import Dataset, DatasetCatalogue
 from config.roles import VIEW, VIEW_POLL_HEALTH, has_permission
 from dashboards.context import AppContext, get_context
-from dashboards.pages import LATE_FACTOR, STALE_FACTOR
+from dashboards.pages import LATE_FACTOR, STALE_FACTOR, freshness_labels
 from dashboards.registry import callback, clientside_callback
 from dashboards.routes import Page, PageRequest, register_page
 from dashboards.security import current_account, request_language, secured
@@ -446,10 +446,7 @@ def update_data_health(_versions, dataset_id, window):
                 card(t("health.card.examples", lang), build_examples(context, examples, checks, lang)),
             ]
         )
-    strings = catalogue(lang)
-    labels = {key: strings[f"freshness.{key}"] for key in ("live", "late", "stale", "unknown", "age")}
-    labels |= {unit: strings[f"units.{unit}"] for unit in ("seconds", "minutes", "hours", "days")}
-    return overview, detail, {"datasets": ages, "labels": labels}
+    return overview, detail, {"datasets": ages, "labels": freshness_labels(lang)}
 
 
 @callback(

@@ -405,10 +405,14 @@ def _freshness(context: AppContext, dataset_ids: tuple[str, ...], lang: str) -> 
             "late_after_s": poll_seconds * LATE_FACTOR,
             "stale_after_s": poll_seconds * STALE_FACTOR,
         }
-    strings = catalogue(lang)  # raw templates: the browser fills {age} and {n} itself
+    return {"datasets": datasets, "labels": freshness_labels(lang)}
+
+
+def freshness_labels(lang: str) -> dict[str, str]:
+    """Raw catalogue templates for the browser's freshness labels (it fills {age} and {n} itself)."""
+    strings = catalogue(lang)
     labels = {key: strings[f"freshness.{key}"] for key in ("live", "late", "stale", "unknown", "age")}
-    labels |= {unit: strings[f"units.{unit}"] for unit in ("seconds", "minutes", "hours", "days")}
-    return {"datasets": datasets, "labels": labels}
+    return labels | {unit: strings[f"units.{unit}"] for unit in ("seconds", "minutes", "hours", "days")}
 
 
 @callback(

@@ -266,24 +266,35 @@ def pre_reform_crosswalk(
     return mapping
 
 
+class Crosswalk(dict):
+    """Code -> current ward, plus ``pre_reform``: what the codes that changed meaning in 2025 meant
+    before 1 July 2025 (empty for provinces without such codes, such as Huế and Bắc Ninh)."""
+
+    def __init__(self, mapping: Mapping[str, str], pre_reform: Mapping[str, str] | None = None) -> None:
+        super().__init__(mapping)
+        self.pre_reform = dict(pre_reform or {})
+
+
 def crosswalk(
     province_code: str, *, split_rule: str = "default", overrides: Mapping[str, str] | None = None
-) -> dict[str, str]:
+) -> Crosswalk:
     """Map every known code (current or pre-2025) of the province onto a current ward code.
 
     A code that is both a current ward and an old one means the current ward here (today's scheme);
-    for rows dated before the reform use ``map_to_current`` (or ``pre_reform_crosswalk``).
+    its pre-reform meaning is kept in ``pre_reform`` so rows dated before the reform are read by
+    date wherever rollups meet the crosswalk (``data_sources.kpis.with_wards``).
     """
     mapping = {code: code for code in _current_units(province_code)["code"]}
-    for old_code, new_code in pre_reform_crosswalk(province_code, split_rule=split_rule, overrides=overrides).items():
+    before = pre_reform_crosswalk(province_code, split_rule=split_rule, overrides=overrides)
+    for old_code, new_code in before.items():
         mapping.setdefault(old_code, new_code)
-    return mapping
+    changed = {code: ward for code, ward in before.items() if mapping.get(code, ward) != ward}
+    return Crosswalk(mapping, changed)
 
 
 def ambiguous_codes(province_code: str) -> list[str]:
     """Codes that name one ward before the reform and another after it (data must be read by date)."""
-    current, before = crosswalk(province_code), pre_reform_crosswalk(province_code)
-    return sorted(code for code, ward in before.items() if current.get(code, ward) != ward)
+    return sorted(crosswalk(province_code).pre_reform)
 
 
 def map_to_current(

@@ -35,6 +35,7 @@ import pandas as pd
 
 from config.datasets import Dataset, Kpi
 from data_sources import aqi
+from data_sources.admin_units import REFORM_EPOCH
 from data_sources.clock import local_midnight
 from data_sources.poller import BUCKET, DURATION_END, DURATION_NAME, DURATION_VALUE, ENTITY, UNIT, to_epoch
 from data_sources.snapshots import Snapshot
@@ -89,10 +90,16 @@ def frame_bucket_seconds(dataset: Dataset, frame_name: str) -> int:
 
 
 def with_wards(frame: pd.DataFrame, crosswalk: dict[str, str]) -> pd.DataFrame:
-    """Add the current ward of each row's unit code; unknown codes get NA."""
+    """Add the current ward of each row's unit code; unknown codes get NA. A code that changed meaning
+    in 2025 (``Crosswalk.pre_reform``) is read by the row's bucket: before 1 July 2025, its old ward."""
     if frame.empty:
         return frame.assign(**{WARD: pd.Series(dtype="string")})
-    return frame.assign(**{WARD: frame[UNIT].map(crosswalk).astype("string")})
+    wards = frame[UNIT].map(crosswalk).astype("string")
+    dated = getattr(crosswalk, "pre_reform", None)
+    if dated and BUCKET in frame:
+        before = frame[UNIT].map(dated).astype("string")
+        wards = before.where((frame[BUCKET].to_numpy() < REFORM_EPOCH) & before.notna().to_numpy(), wards)
+    return frame.assign(**{WARD: wards})
 
 
 def _select(

@@ -182,3 +182,16 @@ def test_hanoi_code_reused_after_the_reform_is_read_by_date():
     assert mapped.iloc[0] == legacy_units("01").set_index("old_code").at["00103", "new_code"] != "00103"
     assert CURRENT == "current"
     assert timedelta(seconds=REFORM_EPOCH - before) == timedelta(hours=1)
+
+
+def test_the_dashboards_read_a_reused_code_by_date():
+    """The KPI path (``kpis.with_wards``) reads Hà Nội's 00103 as its old ward before July 2025."""
+    from data_sources.admin_units import REFORM_EPOCH, crosswalk, legacy_units
+    from data_sources.kpis import WARD, with_wards
+    from data_sources.poller import BUCKET, UNIT
+
+    frame = pd.DataFrame({BUCKET: [REFORM_EPOCH - 86400, REFORM_EPOCH], UNIT: ["00103", "00103"]})
+    wards = with_wards(frame, crosswalk("01"))[WARD].tolist()
+    assert wards == [legacy_units("01").set_index("old_code").at["00103", "new_code"], "00103"]
+    assert wards[0] != "00103"
+    assert crosswalk("46").pre_reform == {}, "Huế has no reused codes: nothing is read by date there"
