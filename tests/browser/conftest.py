@@ -13,8 +13,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,3 +113,53 @@ def chromium(request: pytest.FixtureRequest) -> Iterator[webdriver.Chrome]:
         finally:
             driver.quit()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    """Return once ``url`` answers 200; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@contextmanager
+def app_processes(env: dict[str, str], logs: Path, *, poller: bool) -> Iterator[tuple[str, dict]]:
+    """``app.py web`` on a free port (and ``app.py poller`` when asked) with ``env``, each logging to
+    ``logs/<name>.log``; yields (base URL, processes by name) once the web answers, stops them after."""
+    from config.settings import PROJECT_DIR
+
+    port = free_port()
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = ([("poller", ["poller"])] if poller else []) + [("web", ["web", "--port", str(port)])]
+    processes, files = {}, []
+    try:
+        for name, args in commands:
+            files.append(open(logs / f"{name}.log", "w"))  # noqa: SIM115  (closed below)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "app.py", *args], cwd=PROJECT_DIR, env=env, stdout=files[-1], stderr=subprocess.STDOUT
+            )
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}", processes
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for file in files:
+            file.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import timedelta
 
@@ -20,16 +19,10 @@ from data_sources.scheduler import Poller
 from data_sources.snapshots import SQLiteSnapshotStore
 from data_sources.users import create_user
 from data_sources.warehouse import create_warehouse_engine
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import free_port, save_screenshot
 from tests.test_web import PASSWORD, make_settings
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

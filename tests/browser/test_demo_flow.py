@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -18,7 +13,6 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import func, select
 
-from config.settings import PROJECT_DIR
 from dashboards.sectors import sector_page_for
 from data_sources.clock import system_clock
 from data_sources.demo.generate import generate_warehouse
@@ -26,31 +20,13 @@ from data_sources.demo.schema import OPEN_FEEDBACK_STATUSES, feedback_reports
 from data_sources.users import create_schema, create_user
 from data_sources.warehouse import create_warehouse_engine
 from layouts.i18n import format_number
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import app_processes, save_screenshot
 from tests.conftest import fast_datasets_file
 
 pytestmark = pytest.mark.browser
 
 POLL_SECONDS = 2
 PASSWORD = "browser test password"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
 @pytest.fixture
@@ -71,30 +47,8 @@ def live_demo(tmp_path):
     app_db = create_warehouse_engine(env["IOC_APP_DB_URL"])
     create_schema(app_db)
     create_user(app_db, "lanh_dao", PASSWORD, "leader", display_name="Lãnh đạo")
-    port = free_port()
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "app.py", *args],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=open(logs / f"{name}.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        for name, args in (("poller", ["poller"]), ("web", ["web", "--port", str(port)]))
-    }
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield {"url": f"http://127.0.0.1:{port}", "processes": processes, "warehouse": warehouse_url}
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with app_processes(env, tmp_path / "logs", poller=True) as (url, processes):
+        yield {"url": url, "processes": processes, "warehouse": warehouse_url}
 
 
 def sql_open_reports(warehouse_url: str) -> int:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
-import sys
 from datetime import date
 
 import pytest
@@ -26,7 +24,6 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from config.settings import PROJECT_DIR
 from data_sources.admin_units import current_units, legacy_units
 from data_sources.clock import system_clock
 from data_sources.demo.generate import generate_warehouse
@@ -35,8 +32,7 @@ from data_sources.snapshots import SQLiteSnapshotStore
 from data_sources.users import create_schema, create_user, get_user_by_name
 from data_sources.warehouse import create_warehouse_engine
 from layouts.i18n import PSEUDO_CLOSE, PSEUDO_OPEN, catalogue, raw_catalogue, t
-from tests.browser.conftest import save_screenshot
-from tests.browser.test_demo_flow import free_port, wait_for_http
+from tests.browser.conftest import app_processes, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -184,25 +180,8 @@ def language_app(tmp_path_factory):
     app_db = create_warehouse_engine(env["IOC_APP_DB_URL"])
     create_schema(app_db)
     create_user(app_db, ADMIN, PASSWORD, "admin", display_name="Quản trị Ngôn Ngữ")
-    port = free_port()
-    log = open(folder / "web.log", "w")  # noqa: SIM115
-    web = subprocess.Popen(
-        [sys.executable, "app.py", "web", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield {"url": f"http://127.0.0.1:{port}", "app_db": app_db}
-    finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-        log.close()
+    with app_processes(env, folder, poller=False) as (url, _):
+        yield {"url": url, "app_db": app_db}
 
 
 def test_every_page_in_the_pseudo_language_shows_only_catalogue_text(chromium, language_app):

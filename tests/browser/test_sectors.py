@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -23,7 +21,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import func, select
 
 from config.datasets import load_datasets
-from config.settings import PROJECT_DIR
 from dashboards.sectors import SECTOR_PAGES, SectorPage
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
@@ -33,9 +30,8 @@ from data_sources.geo import prepare_ward_layer
 from data_sources.sql import reflect_dataset
 from data_sources.users import create_schema, create_user
 from data_sources.warehouse import create_warehouse_engine
-from tests.browser.conftest import ARTIFACTS, save_screenshot
+from tests.browser.conftest import ARTIFACTS, app_processes, save_screenshot
 from tests.browser.test_demo_flow import click_when_ready as click
-from tests.browser.test_demo_flow import free_port, wait_for_http
 from tests.conftest import fast_datasets_file
 
 pytestmark = pytest.mark.browser
@@ -64,30 +60,10 @@ def live_app(tmp_path_factory):
     app_db = create_warehouse_engine(env["IOC_APP_DB_URL"])
     create_schema(app_db)
     create_user(app_db, "lanh_dao", PASSWORD, "leader", display_name="Lãnh đạo")
-    port = free_port()
-    logs = folder / "logs"
-    logs.mkdir()
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "app.py", *args],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=open(logs / f"{args[0]}.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        for args in (["poller"], ["web", "--port", str(port)])
-    ]
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield {"url": f"http://127.0.0.1:{port}", "warehouse": warehouse_url, "now": now}
+        with app_processes(env, folder / "logs", poller=True) as (url, _):
+            yield {"url": url, "warehouse": warehouse_url, "now": now}
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
         print(f"\nsector walk screenshots: {ARTIFACTS}/sectors-*.png")
 
 

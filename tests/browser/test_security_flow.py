@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 
 import pytest
 from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
@@ -18,11 +16,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from config.settings import PROJECT_DIR
 from data_sources.users import create_schema, create_user
 from data_sources.warehouse import create_warehouse_engine
-from tests.browser.conftest import save_screenshot
-from tests.browser.test_demo_flow import click_when_ready, free_port, pick_option, wait_for_http
+from tests.browser.conftest import app_processes, save_screenshot
+from tests.browser.test_demo_flow import click_when_ready, pick_option
 
 pytestmark = pytest.mark.browser
 
@@ -52,25 +49,8 @@ def live_web(tmp_path_factory):
     create_user(app_db, "quan_tri", ADMIN_PASSWORD, "admin", display_name="Quản trị")
     create_user(app_db, "truc_ban", DUTY_PASSWORD, "operator", display_name="Trực ban")
     app_db.dispose()
-    port = free_port()
-    log = open(folder / "web.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "web", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with app_processes(env, folder, poller=False) as (url, _):
+        yield url
 
 
 def waiter(driver, seconds: float = 30) -> WebDriverWait:
