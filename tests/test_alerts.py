@@ -29,9 +29,11 @@ from data_sources.alerts.model import (
     RuleError,
     Threshold,
     config_problems,
+    evaluation_problems,
     parse_number,
     validate_rule,
 )
+from layouts.i18n import t
 
 SUBJECT = "ward:19753"
 
@@ -421,10 +423,37 @@ class TestValidation:
         )
         air = catalogue.get("env_air")
         weekly = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="7d"),))
-        only_weekly = replace(catalogue, datasets=(weekly,))
+        per_station = form(kpi="pm25_mean_24h", scope="each_entity")
+        rule = validate_rule(per_station, replace(catalogue, datasets=(weekly,)), WARDS)
+        assert rule.scope == "each_entity", "by_entity keeps 35 days of hourly rollups per station"
+        forever = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="all"),))
         with pytest.raises(RuleError) as caught:
-            validate_rule(form(kpi="pm25_mean_24h", scope="each_entity"), only_weekly, WARDS)
-        assert caught.value.errors == {"scope": ("scope_kpi_no_entity_detail", {})}, "hourly rollups drop the station"
+            validate_rule(per_station, replace(catalogue, datasets=(forever,)), WARDS)
+        assert caught.value.errors == {"scope": ("scope_kpi_no_entity_detail", {})}, "daily rollups drop the station"
+        for kpi in ("aqi_max", "stations_above_moderate"):
+            assert errors_of(catalogue, kpi=kpi, scope="each_entity") == {"scope": "scope_kpi_no_entity_detail"}
+
+    def test_every_dataset_with_entities_keeps_them_for_per_entity_rules(self, catalogue):
+        with_entities = [d for d in catalogue if d.entity is not None]
+        assert {d.id for d in with_entities} >= {"traffic_readings", "health_occupancy", "env_air", "env_river"}
+        assert all(d.by_entity for d in with_entities), "each station's 7-day preview needs hourly_entity"
+
+    def test_an_entity_dataset_without_by_entity_gets_a_config_message_and_stored_rules_keep_running(self, catalogue):
+        air = replace(catalogue.get("env_air"), by_entity=False)
+        no_history = replace(catalogue, datasets=(air,))
+        with pytest.raises(RuleError) as caught:
+            validate_rule(form(scope="each_entity"), no_history, WARDS)
+        assert caught.value.errors == {"scope": ("scope_needs_by_entity", {"dataset": "env_air"})}
+        assert "by_entity = true" in t("alerts.error.scope_needs_by_entity", "vi", dataset="env_air")
+        assert "config/datasets.toml" in t("alerts.error.scope_needs_by_entity", "en", dataset="env_air")
+        stored = validate_rule(form(scope="each_entity"), catalogue, WARDS)
+        assert config_problems(stored, no_history, WARDS)["scope"][0] == "scope_needs_by_entity", "shown on the list"
+        assert evaluation_problems(stored, no_history, WARDS) == {}, "the poller still evaluates it from fine buckets"
+        weekly = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="7d"),))
+        stored_weekly = replace(stored, kpi="pm25_mean_24h")
+        assert evaluation_problems(stored_weekly, replace(catalogue, datasets=(weekly,)), WARDS) == {
+            "scope": ("scope_kpi_no_entity_detail", {})
+        }
 
     def test_one_ward_scope_needs_a_current_ward(self, catalogue):
         assert errors_of(catalogue, scope="ward") == {"ward": "required"}

@@ -394,3 +394,36 @@ class TestPreviewThroughTheWeb:
         assert "Sẽ phát" in json.dumps(payload["alert-rule-preview-result"], ensure_ascii=False)
         with app_db.connect() as connection:
             assert connection.execute(select(func.count()).select_from(alert_rules)).scalar_one() == before
+
+    def test_a_per_gauge_rule_previews_seven_days(self, alerts_web):
+        app, _ = alerts_web
+        response = post(
+            login(app, "operator"),
+            app,
+            "show_preview",
+            [
+                rule_errors_spec(),
+                out("alert-rule-preview-graph", "figure"),
+                out("alert-rule-preview-graph", "style"),
+                out("alert-rule-preview-result", "children"),
+            ],
+            [("alert-rule-preview", "n_clicks", 1)],
+            form_state(
+                **{
+                    "alert-rule-dataset": "env_river",
+                    "alert-rule-kpi": "level_max",
+                    "alert-rule-scope": "each_entity",
+                    "alert-rule-warning": "",
+                    "alert-rule-warning-attribute": "alert_level_1",
+                    "alert-rule-critical": "",
+                    "alert-rule-critical-attribute": "alert_level_2",
+                    "alert-rule-margin": "0",
+                }
+            ),
+        )
+        assert response.status_code == 200
+        payload = response.json["response"]
+        traces = payload["alert-rule-preview-graph"]["figure"]["data"]
+        assert traces and all(len(trace["x"]) == 7 * 24 for trace in traces)
+        assert "Kim Long" in {trace["name"] for trace in traces}
+        assert "48 giờ" not in json.dumps(payload["alert-rule-preview-result"], ensure_ascii=False)
