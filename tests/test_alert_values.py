@@ -164,6 +164,14 @@ class TestPreview:
             expected = compute_kpi(dataset, kpi, cut, moment, crosswalk).value
             assert result.series["province"][index] == pytest.approx(expected)
         assert sum(result.series["province"]) > 0, "the seeded warehouse has cases in the window"
+        assert "window_partial" not in result.notes, "7 days back plus a 7-day window fit in the 35 hourly days"
+
+    def test_a_30_day_window_replayed_7_days_back_says_its_first_hours_read_short(self, polled):
+        catalogue, store, crosswalk, wards = polled
+        dataset = catalogue.get("dossiers")
+        rule = Rule("Đúng hạn", dataset.id, "on_time_rate", "province", "<", Threshold(90), None)
+        result = preview(rule, dataset, dataset.kpi("on_time_rate"), store.get("dossiers"), FIXED_NOW, crosswalk, wards)
+        assert "window_partial" in result.notes and len(result.times) == 7 * 24
 
     def test_current_counts_have_no_history_and_say_so(self, polled):
         catalogue, store, crosswalk, wards = polled

@@ -514,6 +514,18 @@ def _hourly_values(
     return pd.DataFrame(rows, index=hours, columns=subjects)
 
 
+def _window_reaches_before_history(kpi: Kpi, snapshot: Snapshot, first_hour: int) -> bool:
+    """True when the KPI's window at the replay's first hour starts before the hourly tier (35 days):
+    a 30-day window replayed 7 days back, whose first hours then count only the hours kept."""
+    if kpi.kind not in WINDOWED_KINDS or kpi.window in (None, "today", "latest"):
+        return False
+    hourly_from = (snapshot.meta.get("tiers") or {}).get("hourly_from")
+    if hourly_from is None:
+        return False
+    start = window_start(kpi.window, from_local_naive(bucket_start(first_hour + HOUR - 1)), HOUR)
+    return start is None or start < int(hourly_from)
+
+
 def preview(
     rule: Rule,
     dataset: Dataset,
@@ -552,6 +564,8 @@ def preview(
         if not full_history:
             notes.append("entity_48h")
         hours = np.arange(now_hour - (span_hours - 1) * HOUR, now_hour + HOUR, HOUR)
+        if _window_reaches_before_history(kpi, snapshot, int(hours[0])):
+            notes.append("window_partial")
         table = _hourly_values(rule, dataset, kpi, frame, hours, subjects)
         times = [from_local_naive(bucket_start(int(h) + HOUR - 1)) for h in table.index]
     episodes: list[Episode] = []
