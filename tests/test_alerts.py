@@ -12,6 +12,7 @@ from data_sources.alerts.evaluate import (
     CRITICAL,
     FIRING,
     NO_DATA,
+    NOTIFIED_KINDS,
     OK,
     PENDING,
     RESOLVED,
@@ -205,6 +206,61 @@ class TestTransitions:
         first = evaluate(rule, SUBJECT, Observation(180, 150, 200), AlertState(), now)
         again = evaluate(rule, SUBJECT, Observation(180, 150, 200), AlertState(), now)
         assert first == again
+
+
+STATE_DIAGRAM = {
+    (OK, "pending", PENDING),
+    (PENDING, "pending_cancelled", OK),
+    (PENDING, "fired", FIRING),
+    (OK, "fired", FIRING),
+    (RESOLVED, "pending", PENDING),
+    (RESOLVED, "fired", FIRING),
+    (FIRING, "escalated", FIRING),
+    (FIRING, "deescalated", FIRING),
+    (FIRING, "acknowledged", ACKNOWLEDGED),
+    (FIRING, "unmuted", FIRING),
+    (FIRING, "resolved", RESOLVED),
+    (ACKNOWLEDGED, "escalated", FIRING),
+    (ACKNOWLEDGED, "deescalated", ACKNOWLEDGED),
+    (ACKNOWLEDGED, "resolved", RESOLVED),
+}
+"""Every edge of the lifecycle (evaluate.py's diagram): (from state, event kind, to state)."""
+
+
+class TestEveryTransition:
+    def test_the_lifecycle_walks_every_edge_of_the_state_diagram_and_notifies_only_where_it_should(self, clock):
+        lives = []
+        direct = Lifecycle(aqi_rule(), clock)
+        direct.see(160)  # ok -> firing (warning)
+        direct.see(210)  # escalated to critical
+        direct.see(170)  # back to warning, recorded only
+        direct.ack()
+        direct.see(210)  # an acknowledged warning turning critical fires again
+        direct.ack()
+        direct.see(170)  # an acknowledged critical falling to warning stays acknowledged
+        assert direct.state.state == ACKNOWLEDGED and direct.state.severity == WARNING
+        direct.see(100)  # acknowledged -> resolved
+        direct.see(160)  # resolved -> a new alert
+        direct.see(100)  # firing -> resolved
+        lives.append(direct)
+        held = Lifecycle(aqi_rule(hold_minutes=10), clock)
+        held.see(160)  # ok -> pending
+        held.see(100, minutes=5)  # pending -> ok
+        held.see(160)
+        held.see(160, minutes=10)  # pending -> firing
+        held.see(100)
+        held.see(160)  # resolved -> pending
+        lives.append(held)
+        muted = Lifecycle(aqi_rule(), clock)
+        muted.see(160, silenced=True)  # fires, recorded without notification
+        muted.see(160)  # the silence is over: notified now
+        lives.append(muted)
+
+        events = [e for life in lives for e in life.events]
+        assert {(e.from_state, e.kind, e.to_state) for e in events} == STATE_DIAGRAM
+        for event in events:
+            assert event.notify == (event.kind in NOTIFIED_KINDS and not event.silenced), event
+        assert [e.kind for e in muted.events] == ["fired", "unmuted"] and muted.events[0].silenced
 
 
 class TestHysteresis:
