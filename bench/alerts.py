@@ -1,6 +1,6 @@
 """Alert evaluation after a poll: 1,000 rules over the 40 Huế wards, against the issue's 200 ms target.
 
-    python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres]
+    python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres] [--dataset feedback]
 
 Builds (once, cached in bench/.cache/) a demo warehouse, polls the ``feedback`` dataset into a
 snapshot store, stores N rules on its KPIs (60 % "each ward", 30 % "one ward", 10 % province;
@@ -14,6 +14,10 @@ queue notifications. Three situations:
 * moved:  the data moved: a share of alerts resolve and others fire.
 
 Prints the median of ``--repeat`` runs next to the target.
+
+``--dataset`` with entities (``traffic_readings``, ``env_air``, ...) times per-entity rules instead:
+60 % each station/segment, 30 % each ward, 10 % province, on the KPIs kept per entity; "moved" then
+scales the first measure of every KPI in the fine buckets too.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from config.datasets import load_datasets  # noqa: E402
 from data_sources.admin_units import crosswalk as unit_crosswalk  # noqa: E402
 from data_sources.admin_units import current_units  # noqa: E402
 from data_sources.alerts.engine import AlertEngine  # noqa: E402
-from data_sources.alerts.model import Rule, Threshold  # noqa: E402
+from data_sources.alerts.model import Rule, Threshold, kpi_has_entity_detail  # noqa: E402
 from data_sources.alerts.store import save_rule  # noqa: E402
 from data_sources.alerts.tables import (  # noqa: E402
     alert_deliveries,
@@ -69,23 +73,31 @@ def warehouse(scale: float) -> str:
 
 
 def make_rules(count: int, values: SubjectValues, wards: list[str], seed: int = 6) -> list[Rule]:
-    """Rules on every KPI of the dataset, thresholds near the top of each KPI's spread over wards."""
+    """Rules on every KPI of the dataset (per entity: the KPIs kept per entity), thresholds near the top
+    of each KPI's spread over wards (or entities)."""
     rng = random.Random(seed)
     dataset = values.dataset
+    per_entity = dataset.entity is not None
+    kpis = [k for k in dataset.kpis if kpi_has_entity_detail(dataset, k)] if per_entity else list(dataset.kpis)
     rules = []
     for index in range(count):
-        kpi = dataset.kpis[index % len(dataset.kpis)]
-        spread = [v for v in values.by_ward(kpi).values() if v is not None] or [0.0]
-        spread.sort()
+        kpi = kpis[index % len(kpis)]
         rising = kpi.good == "down"
         quantile = rng.uniform(0.95, 0.999) if rising else rng.uniform(0.001, 0.05)
+        draw = rng.random()
+        if per_entity:
+            scope, ward = (
+                ("each_entity", None) if draw < 0.6 else ("each_ward", None) if draw < 0.9 else ("province", None)
+            )
+        else:
+            scope, ward = (
+                ("each_ward", None) if draw < 0.6 else ("ward", rng.choice(wards)) if draw < 0.9 else ("province", None)
+            )
+        found = values.by_entity(kpi) if scope == "each_entity" else values.by_ward(kpi)
+        spread = sorted(v for v in found.values() if v is not None) or [0.0]
         warning = spread[min(len(spread) - 1, int(quantile * len(spread)))]
         step = max(abs(warning) * 0.2, 1.0)
         critical = warning + step if rising else warning - step
-        draw = rng.random()
-        scope, ward = (
-            ("each_ward", None) if draw < 0.6 else ("ward", rng.choice(wards)) if draw < 0.9 else ("province", None)
-        )
         if scope == "province":
             province = values.province(kpi) or 0.0
             warning = province * (0.9 if rising else 1.1)
@@ -110,14 +122,19 @@ def make_rules(count: int, values: SubjectValues, wards: list[str], seed: int = 
     return rules
 
 
-def moved(snapshot: Snapshot, factor: float) -> Snapshot:
-    """The same snapshot with every state count scaled (data that moved between polls)."""
+def moved(snapshot: Snapshot, factor: float, numerators: set[str]) -> Snapshot:
+    """The same snapshot with every state count and, in the fine buckets, the KPIs' first measures scaled
+    (data that moved between polls)."""
     frames = dict(snapshot.frames)
     state = frames["state"].copy()
     for column in state.columns:
         if column not in ("unit", "entity"):
             state[column] = (state[column] * factor).round()
     frames["state"] = state
+    recent = frames["recent"].copy()
+    for column in numerators & set(recent.columns):
+        recent[column] = recent[column] * factor
+    frames["recent"] = recent
     return Snapshot(snapshot.dataset, snapshot.version + 1, snapshot.created_at, snapshot.meta, frames)
 
 
@@ -128,8 +145,9 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
     units = current_units("46")
     wards = list(units["code"])
     crosswalk = unit_crosswalk("46")
-    dataset = catalogue.get(DATASET)
-    snapshot = store.get(DATASET)
+    dataset = catalogue.get(args.dataset)
+    snapshot = store.get(args.dataset)
+    numerators = {k.measures[0] for k in dataset.kpis if k.measures} if dataset.entity else set()
     app_db = create_warehouse_engine(app_db_url)
     create_alert_schema(app_db)
     with app_db.begin() as connection:
@@ -158,11 +176,12 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
             if situation != "cold":  # settle: first poll fires, the next fires what was held
                 for minutes in (0, 30):
                     now, current = at(minutes)
-                    engine.evaluate_dataset(DATASET, now=now, snapshot=current)
-            base = moved(snapshot, 0.6 if repeat % 2 else 1.5) if situation == "moved" else snapshot
+                    engine.evaluate_dataset(args.dataset, now=now, snapshot=current)
+            factor = 0.6 if repeat % 2 else 1.5
+            base = moved(snapshot, factor, numerators) if situation == "moved" else snapshot
             now, current = at(60 if situation != "cold" else 0, base)
             started = time.perf_counter()
-            report = engine.evaluate_dataset(DATASET, now=now, snapshot=current)
+            report = engine.evaluate_dataset(args.dataset, now=now, snapshot=current)
             timings.append((time.perf_counter() - started) * 1000)
             changes = report.changes
             subjects = report.subjects
@@ -181,6 +200,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="also with the app database on PostgreSQL")
+    parser.add_argument("--dataset", default=DATASET, help="dataset whose rules are timed (with entities: per entity)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -194,7 +214,7 @@ def main() -> None:
             rows += run(url, "PostgreSQL app DB", args)
         finally:
             drop_postgres_database(name)
-    print(f"\nAlert evaluation after one poll of '{DATASET}': {args.rules} rules, 40 wards, scale {args.scale}")
+    print(f"\nAlert evaluation after one poll of '{args.dataset}': {args.rules} rules, 40 wards, scale {args.scale}")
     header = f"{'situation':<30} {'median ms':>10} {'target ms':>10} {'changes':>8} {'subjects':>9} {'active':>7}"
     print(header + "  verdict")
     for name, median, changes, subjects, live in rows:

@@ -55,10 +55,22 @@ from data_sources.kpis import (
 from data_sources.kpis import (
     WARD as WARD_COLUMN,
 )
-from data_sources.poller import BUCKET, ENTITY, UNIT, bucket_start, to_epoch
+from data_sources.poller import (
+    BUCKET,
+    DURATION_END,
+    DURATION_NAME,
+    DURATION_VALUE,
+    ENTITY,
+    UNIT,
+    bucket_start,
+    to_epoch,
+)
 from data_sources.snapshots import Snapshot
 
 KNOWN_KINDS = ("sum", "ratio", "mean", "state", "state_ratio", "latest_ratio", "latest_max")
+GROUPED_KINDS = (*KNOWN_KINDS, "median")
+"""Kinds computed per ward in one grouped pass; medians have no hourly history, so the preview shows
+only their current value (as for the state kinds)."""
 WINDOWED_KINDS = ("sum", "ratio", "mean")
 ZERO_WHEN_EMPTY = ("sum", "state")
 """Kinds whose value over no rows is 0 (a count of nothing), not "no value"."""
@@ -111,6 +123,16 @@ def grouped_kpi(
         return frame
 
     group = {"ward": WARD_COLUMN, "entity": ENTITY, PROVINCE: PROVINCE_GROUP}[key]
+    if kind == "median":  # exact, over the durations of records that ended in the window (kpis.duration_values)
+        frame = selected("durations")
+        if group not in frame or frame.empty:
+            return pd.Series(dtype="float64")
+        start = window_start(kpi.window, now, frame_bucket_seconds(dataset, window_frame(kpi.window)))
+        inside = (frame[DURATION_NAME] == measures[0]) & (frame[DURATION_END] <= to_epoch(now))
+        if start is not None:
+            inside &= frame[DURATION_END] >= start
+        durations = frame.loc[inside, DURATION_VALUE].astype("float64")
+        return durations.groupby(frame.loc[inside, group]).median() * kpi.scale
     if kind in ("state", "state_ratio"):
         frame = selected("state")
         if group not in frame or frame.empty:
@@ -218,7 +240,7 @@ class SubjectValues:
         """The province-wide value (equal to ``compute_kpi``, the overview's figure)."""
         key = (kpi.id, PROVINCE)
         if key not in self._cache:
-            if kpi.kind in KNOWN_KINDS:
+            if kpi.kind in GROUPED_KINDS:
                 series = grouped_kpi(
                     self.dataset, kpi, self.snapshot, self.now, self.crosswalk, PROVINCE, self.frames()
                 )
@@ -231,7 +253,7 @@ class SubjectValues:
         """Every current ward's value (None: no value; 0 for counts of nothing)."""
         key = (kpi.id, "ward")
         if key not in self._cache:
-            if kpi.kind in KNOWN_KINDS:
+            if kpi.kind in GROUPED_KINDS:
                 series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "ward", self.frames())
             else:
                 series = kpi_by_ward(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, list(self.ward_codes))
