@@ -1,6 +1,7 @@
 """Alert evaluation after a poll: 1,000 rules over the 40 Huế wards, against the issue's 200 ms target.
 
     python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres] [--dataset feedback]
+    python bench/alerts.py --by-entity-cost [--repeat 7]
 
 Builds (once, cached in bench/.cache/) a demo warehouse, polls the ``feedback`` dataset into a
 snapshot store, stores N rules on its KPIs (60 % "each ward", 30 % "one ward", 10 % province;
@@ -18,12 +19,19 @@ Prints the median of ``--repeat`` runs next to the target.
 ``--dataset`` with entities (``traffic_readings``, ``env_air``, ...) times per-entity rules instead:
 60 % each station/segment, 30 % each ward, 10 % province, on the KPIs kept per entity; "moved" then
 scales the first measure of every KPI in the fine buckets too.
+
+``--by-entity-cost`` prices ``by_entity = true`` (the per-entity hourly rollup that 7-day previews of
+per-entity rules replay) on the full-scale demo warehouse (40 days, cached): for every dataset with
+entities, with the flag off and on, the rows, pandas memory and stored (Arrow IPC) size of
+``hourly_entity``, the first (full) poll, the median poll that re-reads the newest 10 minutes
+(``--repeat`` polls), and on, the 7-day preview of a per-entity rule.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,7 +43,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import delete, func, select  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from sqlalchemy import delete, func, select, text  # noqa: E402
 
 from config.datasets import load_datasets  # noqa: E402
 from data_sources.admin_units import crosswalk as unit_crosswalk  # noqa: E402
@@ -50,10 +60,12 @@ from data_sources.alerts.tables import (  # noqa: E402
     alert_states,
     create_alert_schema,
 )
-from data_sources.alerts.values import SubjectValues  # noqa: E402
+from data_sources.alerts.values import HOURLY_ENTITY, SubjectValues, preview  # noqa: E402
 from data_sources.clock import LOCAL_TZ  # noqa: E402
+from data_sources.poller import DatasetPoller  # noqa: E402
+from data_sources.quality import QualityRules  # noqa: E402
 from data_sources.scheduler import Poller  # noqa: E402
-from data_sources.snapshots import MemorySnapshotStore, Snapshot  # noqa: E402
+from data_sources.snapshots import MemorySnapshotStore, Snapshot, SQLiteSnapshotStore, encode_frame  # noqa: E402
 from data_sources.warehouse import create_warehouse_engine  # noqa: E402
 
 TARGET_MS = 200.0
@@ -194,6 +206,67 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
     return results
 
 
+def by_entity_cost(args) -> None:
+    """Print what ``by_entity = true`` costs per dataset with entities (see the module docstring)."""
+    source = Path(warehouse(1.0).removeprefix("sqlite:///"))
+    base = load_datasets()
+    units = current_units("46")
+    wards, crosswalk = list(units["code"]), unit_crosswalk("46")
+    print("\nby_entity on the full-scale demo warehouse (40 days):")
+    print(
+        f"{'dataset':<18} {'by_entity':>9} {'entities':>8} {'rows':>7} {'memory MB':>9} {'stored MB':>9}"
+        f" {'1st poll ms':>11} {'poll ms':>8} {'preview ms':>10}"
+    )
+    for flag in (False, True):
+        datasets = tuple(replace(d, by_entity=flag) if d.entity else d for d in base)
+        catalogue = replace(base, datasets=datasets)
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "warehouse.db"
+            shutil.copy(source, copy)
+            engine = create_warehouse_engine(f"sqlite:///{copy}")
+            store = SQLiteSnapshotStore(Path(folder) / "snapshots.db")
+            for dataset in (d for d in catalogue if d.entity):
+                clock = [NOW]
+                poller = DatasetPoller(dataset, engine, store, lambda clock=clock: clock[0], QualityRules())
+                started = time.perf_counter()
+                poller.poll()
+                first = (time.perf_counter() - started) * 1000
+                polls = []
+                for k in range(1, args.repeat + 1):  # the newest 10 minutes change before every poll
+                    clock[0] = NOW + timedelta(seconds=30 * k)
+                    with engine.begin() as connection:
+                        connection.execute(
+                            text(
+                                f"UPDATE {dataset.table} SET {dataset.watermark} = :s WHERE {dataset.event_time} >= :t"
+                            ),
+                            {
+                                "s": clock[0].replace(tzinfo=None),
+                                "t": (NOW - timedelta(minutes=10)).replace(tzinfo=None),
+                            },
+                        )
+                    started = time.perf_counter()
+                    poller.poll()
+                    polls.append((time.perf_counter() - started) * 1000)
+                snapshot = store.get(dataset.id)
+                frame = snapshot.frame(HOURLY_ENTITY) if HOURLY_ENTITY in snapshot.frames else None
+                rows = 0 if frame is None else len(frame)
+                memory = 0 if frame is None else frame.memory_usage(deep=True).sum() / 1e6
+                stored = 0 if frame is None else len(encode_frame(frame)) / 1e6
+                entities = 0 if frame is None else frame["entity"].nunique()
+                shown = "-"
+                kpi = next((k for k in dataset.kpis if kpi_has_entity_detail(dataset, k)), None)
+                if flag and kpi is not None:
+                    rule = Rule("bench", dataset.id, kpi.id, "each_entity", ">", Threshold(1e12), None)
+                    started = time.perf_counter()
+                    preview(rule, dataset, kpi, snapshot, clock[0], crosswalk, wards)
+                    shown = f"{(time.perf_counter() - started) * 1000:.0f}"
+                print(
+                    f"{dataset.id:<18} {str(flag).lower():>9} {entities:>8} {rows:>7} {memory:>9.2f} {stored:>9.2f}"
+                    f" {first:>11.0f} {statistics.median(polls):>8.1f} {shown:>10}"
+                )
+            engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1)
@@ -201,7 +274,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="also with the app database on PostgreSQL")
     parser.add_argument("--dataset", default=DATASET, help="dataset whose rules are timed (with entities: per entity)")
+    parser.add_argument("--by-entity-cost", action="store_true", help="price by_entity instead (full-scale demo)")
     args = parser.parse_args()
+    if args.by_entity_cost:
+        by_entity_cost(args)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += run(f"sqlite:///{folder}/app.db", "SQLite app DB", args)

@@ -4,7 +4,8 @@ The alert evaluation writes one ``alert_deliveries`` row per (event, target) in 
 as the event, then returns: the poller never waits for a receiver. A ``Notifier`` thread in the
 poller process delivers due rows asynchronously, each attempt bounded by a timeout (webhook 5 s,
 SMTP 10 s), and retries failures with backoff (30 s, 1 min, 2 min, 5 min, 15 min; failed after the
-sixth attempt). Every attempt is logged in ``alert_delivery_log``.
+sixth attempt). Every attempt is logged in ``alert_delivery_log``; ``delivery_log`` and
+``failures_since`` read it for the operators' delivery log page (``dashboards/alerts/deliveries.py``).
 
 Every retry of an event carries the *same* event id (JSON field ``event_id``, headers
 ``X-IOC-Event-Id`` and ``Idempotency-Key``, the e-mail's ``Message-ID``), so receivers can drop
