@@ -1,6 +1,7 @@
 """Alert evaluation after a poll: 1,000 rules over the 40 Huế wards, against the issue's 200 ms target.
 
-    python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres]
+    python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres] [--dataset feedback]
+    python bench/alerts.py --by-entity-cost [--repeat 7]
 
 Builds (once, cached in bench/.cache/) a demo warehouse, polls the ``feedback`` dataset into a
 snapshot store, stores N rules on its KPIs (60 % "each ward", 30 % "one ward", 10 % province;
@@ -14,12 +15,23 @@ queue notifications. Three situations:
 * moved:  the data moved: a share of alerts resolve and others fire.
 
 Prints the median of ``--repeat`` runs next to the target.
+
+``--dataset`` with entities (``traffic_readings``, ``env_air``, ...) times per-entity rules instead:
+60 % each station/segment, 30 % each ward, 10 % province, on the KPIs kept per entity; "moved" then
+scales the first measure of every KPI in the fine buckets too.
+
+``--by-entity-cost`` prices ``by_entity = true`` (the per-entity hourly rollup that 7-day previews of
+per-entity rules replay) on the full-scale demo warehouse (40 days, cached): for every dataset with
+entities, with the flag off and on, the rows, pandas memory and stored (Arrow IPC) size of
+``hourly_entity``, the first (full) poll, the median poll that re-reads the newest 10 minutes
+(``--repeat`` polls), and on, the 7-day preview of a per-entity rule.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,13 +43,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import delete, func, select  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from sqlalchemy import delete, func, select, text  # noqa: E402
 
 from config.datasets import load_datasets  # noqa: E402
 from data_sources.admin_units import crosswalk as unit_crosswalk  # noqa: E402
 from data_sources.admin_units import current_units  # noqa: E402
 from data_sources.alerts.engine import AlertEngine  # noqa: E402
-from data_sources.alerts.model import Rule, Threshold  # noqa: E402
+from data_sources.alerts.model import Rule, Threshold, kpi_has_entity_detail  # noqa: E402
 from data_sources.alerts.store import save_rule  # noqa: E402
 from data_sources.alerts.tables import (  # noqa: E402
     alert_deliveries,
@@ -46,10 +60,12 @@ from data_sources.alerts.tables import (  # noqa: E402
     alert_states,
     create_alert_schema,
 )
-from data_sources.alerts.values import SubjectValues  # noqa: E402
+from data_sources.alerts.values import HOURLY_ENTITY, SubjectValues, preview  # noqa: E402
 from data_sources.clock import LOCAL_TZ  # noqa: E402
+from data_sources.poller import DatasetPoller  # noqa: E402
+from data_sources.quality import QualityRules  # noqa: E402
 from data_sources.scheduler import Poller  # noqa: E402
-from data_sources.snapshots import MemorySnapshotStore, Snapshot  # noqa: E402
+from data_sources.snapshots import MemorySnapshotStore, Snapshot, SQLiteSnapshotStore, encode_frame  # noqa: E402
 from data_sources.warehouse import create_warehouse_engine  # noqa: E402
 
 TARGET_MS = 200.0
@@ -69,23 +85,31 @@ def warehouse(scale: float) -> str:
 
 
 def make_rules(count: int, values: SubjectValues, wards: list[str], seed: int = 6) -> list[Rule]:
-    """Rules on every KPI of the dataset, thresholds near the top of each KPI's spread over wards."""
+    """Rules on every KPI of the dataset (per entity: the KPIs kept per entity), thresholds near the top
+    of each KPI's spread over wards (or entities)."""
     rng = random.Random(seed)
     dataset = values.dataset
+    per_entity = dataset.entity is not None
+    kpis = [k for k in dataset.kpis if kpi_has_entity_detail(dataset, k)] if per_entity else list(dataset.kpis)
     rules = []
     for index in range(count):
-        kpi = dataset.kpis[index % len(dataset.kpis)]
-        spread = [v for v in values.by_ward(kpi).values() if v is not None] or [0.0]
-        spread.sort()
+        kpi = kpis[index % len(kpis)]
         rising = kpi.good == "down"
         quantile = rng.uniform(0.95, 0.999) if rising else rng.uniform(0.001, 0.05)
+        draw = rng.random()
+        if per_entity:
+            scope, ward = (
+                ("each_entity", None) if draw < 0.6 else ("each_ward", None) if draw < 0.9 else ("province", None)
+            )
+        else:
+            scope, ward = (
+                ("each_ward", None) if draw < 0.6 else ("ward", rng.choice(wards)) if draw < 0.9 else ("province", None)
+            )
+        found = values.by_entity(kpi) if scope == "each_entity" else values.by_ward(kpi)
+        spread = sorted(v for v in found.values() if v is not None) or [0.0]
         warning = spread[min(len(spread) - 1, int(quantile * len(spread)))]
         step = max(abs(warning) * 0.2, 1.0)
         critical = warning + step if rising else warning - step
-        draw = rng.random()
-        scope, ward = (
-            ("each_ward", None) if draw < 0.6 else ("ward", rng.choice(wards)) if draw < 0.9 else ("province", None)
-        )
         if scope == "province":
             province = values.province(kpi) or 0.0
             warning = province * (0.9 if rising else 1.1)
@@ -110,14 +134,19 @@ def make_rules(count: int, values: SubjectValues, wards: list[str], seed: int = 
     return rules
 
 
-def moved(snapshot: Snapshot, factor: float) -> Snapshot:
-    """The same snapshot with every state count scaled (data that moved between polls)."""
+def moved(snapshot: Snapshot, factor: float, numerators: set[str]) -> Snapshot:
+    """The same snapshot with every state count and, in the fine buckets, the KPIs' first measures scaled
+    (data that moved between polls)."""
     frames = dict(snapshot.frames)
     state = frames["state"].copy()
     for column in state.columns:
         if column not in ("unit", "entity"):
             state[column] = (state[column] * factor).round()
     frames["state"] = state
+    recent = frames["recent"].copy()
+    for column in numerators & set(recent.columns):
+        recent[column] = recent[column] * factor
+    frames["recent"] = recent
     return Snapshot(snapshot.dataset, snapshot.version + 1, snapshot.created_at, snapshot.meta, frames)
 
 
@@ -128,8 +157,9 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
     units = current_units("46")
     wards = list(units["code"])
     crosswalk = unit_crosswalk("46")
-    dataset = catalogue.get(DATASET)
-    snapshot = store.get(DATASET)
+    dataset = catalogue.get(args.dataset)
+    snapshot = store.get(args.dataset)
+    numerators = {k.measures[0] for k in dataset.kpis if k.measures} if dataset.entity else set()
     app_db = create_warehouse_engine(app_db_url)
     create_alert_schema(app_db)
     with app_db.begin() as connection:
@@ -158,11 +188,12 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
             if situation != "cold":  # settle: first poll fires, the next fires what was held
                 for minutes in (0, 30):
                     now, current = at(minutes)
-                    engine.evaluate_dataset(DATASET, now=now, snapshot=current)
-            base = moved(snapshot, 0.6 if repeat % 2 else 1.5) if situation == "moved" else snapshot
+                    engine.evaluate_dataset(args.dataset, now=now, snapshot=current)
+            factor = 0.6 if repeat % 2 else 1.5
+            base = moved(snapshot, factor, numerators) if situation == "moved" else snapshot
             now, current = at(60 if situation != "cold" else 0, base)
             started = time.perf_counter()
-            report = engine.evaluate_dataset(DATASET, now=now, snapshot=current)
+            report = engine.evaluate_dataset(args.dataset, now=now, snapshot=current)
             timings.append((time.perf_counter() - started) * 1000)
             changes = report.changes
             subjects = report.subjects
@@ -175,13 +206,79 @@ def run(app_db_url: str, label: str, args) -> list[tuple[str, float, int, int, i
     return results
 
 
+def by_entity_cost(args) -> None:
+    """Print what ``by_entity = true`` costs per dataset with entities (see the module docstring)."""
+    source = Path(warehouse(1.0).removeprefix("sqlite:///"))
+    base = load_datasets()
+    units = current_units("46")
+    wards, crosswalk = list(units["code"]), unit_crosswalk("46")
+    print("\nby_entity on the full-scale demo warehouse (40 days):")
+    print(
+        f"{'dataset':<18} {'by_entity':>9} {'entities':>8} {'rows':>7} {'memory MB':>9} {'stored MB':>9}"
+        f" {'1st poll ms':>11} {'poll ms':>8} {'preview ms':>10}"
+    )
+    for flag in (False, True):
+        datasets = tuple(replace(d, by_entity=flag) if d.entity else d for d in base)
+        catalogue = replace(base, datasets=datasets)
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "warehouse.db"
+            shutil.copy(source, copy)
+            engine = create_warehouse_engine(f"sqlite:///{copy}")
+            store = SQLiteSnapshotStore(Path(folder) / "snapshots.db")
+            for dataset in (d for d in catalogue if d.entity):
+                clock = [NOW]
+                poller = DatasetPoller(dataset, engine, store, lambda clock=clock: clock[0], QualityRules())
+                started = time.perf_counter()
+                poller.poll()
+                first = (time.perf_counter() - started) * 1000
+                polls = []
+                for k in range(1, args.repeat + 1):  # the newest 10 minutes change before every poll
+                    clock[0] = NOW + timedelta(seconds=30 * k)
+                    with engine.begin() as connection:
+                        connection.execute(
+                            text(
+                                f"UPDATE {dataset.table} SET {dataset.watermark} = :s WHERE {dataset.event_time} >= :t"
+                            ),
+                            {
+                                "s": clock[0].replace(tzinfo=None),
+                                "t": (NOW - timedelta(minutes=10)).replace(tzinfo=None),
+                            },
+                        )
+                    started = time.perf_counter()
+                    poller.poll()
+                    polls.append((time.perf_counter() - started) * 1000)
+                snapshot = store.get(dataset.id)
+                frame = snapshot.frame(HOURLY_ENTITY) if HOURLY_ENTITY in snapshot.frames else None
+                rows = 0 if frame is None else len(frame)
+                memory = 0 if frame is None else frame.memory_usage(deep=True).sum() / 1e6
+                stored = 0 if frame is None else len(encode_frame(frame)) / 1e6
+                entities = 0 if frame is None else frame["entity"].nunique()
+                shown = "-"
+                kpi = next((k for k in dataset.kpis if kpi_has_entity_detail(dataset, k)), None)
+                if flag and kpi is not None:
+                    rule = Rule("bench", dataset.id, kpi.id, "each_entity", ">", Threshold(1e12), None)
+                    started = time.perf_counter()
+                    preview(rule, dataset, kpi, snapshot, clock[0], crosswalk, wards)
+                    shown = f"{(time.perf_counter() - started) * 1000:.0f}"
+                print(
+                    f"{dataset.id:<18} {str(flag).lower():>9} {entities:>8} {rows:>7} {memory:>9.2f} {stored:>9.2f}"
+                    f" {first:>11.0f} {statistics.median(polls):>8.1f} {shown:>10}"
+                )
+            engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="also with the app database on PostgreSQL")
+    parser.add_argument("--dataset", default=DATASET, help="dataset whose rules are timed (with entities: per entity)")
+    parser.add_argument("--by-entity-cost", action="store_true", help="price by_entity instead (full-scale demo)")
     args = parser.parse_args()
+    if args.by_entity_cost:
+        by_entity_cost(args)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += run(f"sqlite:///{folder}/app.db", "SQLite app DB", args)
@@ -194,7 +291,7 @@ def main() -> None:
             rows += run(url, "PostgreSQL app DB", args)
         finally:
             drop_postgres_database(name)
-    print(f"\nAlert evaluation after one poll of '{DATASET}': {args.rules} rules, 40 wards, scale {args.scale}")
+    print(f"\nAlert evaluation after one poll of '{args.dataset}': {args.rules} rules, 40 wards, scale {args.scale}")
     header = f"{'situation':<30} {'median ms':>10} {'target ms':>10} {'changes':>8} {'subjects':>9} {'active':>7}"
     print(header + "  verdict")
     for name, median, changes, subjects, live in rows:

@@ -4,4 +4,4 @@ One line per feature module; the order does not matter.
 """
 
 from dashboards import admin, data_health, pages, pre_merger, units_page  # noqa: F401
-from dashboards.alerts import banner, history, rules  # noqa: F401
+from dashboards.alerts import banner, deliveries, history, rules  # noqa: F401

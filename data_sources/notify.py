@@ -4,7 +4,8 @@ The alert evaluation writes one ``alert_deliveries`` row per (event, target) in 
 as the event, then returns: the poller never waits for a receiver. A ``Notifier`` thread in the
 poller process delivers due rows asynchronously, each attempt bounded by a timeout (webhook 5 s,
 SMTP 10 s), and retries failures with backoff (30 s, 1 min, 2 min, 5 min, 15 min; failed after the
-sixth attempt). Every attempt is logged in ``alert_delivery_log``.
+sixth attempt). Every attempt is logged in ``alert_delivery_log``; ``delivery_log`` and
+``failures_since`` read it for the operators' delivery log page (``dashboards/alerts/deliveries.py``).
 
 Every retry of an event carries the *same* event id (JSON field ``event_id``, headers
 ``X-IOC-Event-Id`` and ``Idempotency-Key``, the e-mail's ``Message-ID``), so receivers can drop
@@ -28,7 +29,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from data_sources.alerts.tables import alert_deliveries, alert_delivery_log, alert_events, aware, utc
@@ -343,3 +344,134 @@ class Notifier:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+# --- the delivery log, as operators read it -------------------------------------------------------
+
+DELIVERY_STATUSES = ("ok", "failed", "gave_up")
+"""Filters of the delivery log page: ``ok`` an attempt that delivered, ``failed`` any attempt that did
+not (a retry follows, or it was the last), ``gave_up`` the last attempt of a delivery, failed."""
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """What the delivery log page asks for; ``start`` inclusive, ``end`` exclusive (aware datetimes)."""
+
+    status: str | None = None
+    target: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoggedAttempt:
+    """One attempt of the delivery log with the alert it was about (None when the event is gone)."""
+
+    id: int
+    at: datetime
+    event_id: str
+    target: str
+    channel: str
+    attempt: int
+    outcome: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    alert_id: str | None
+    rule_id: int | None
+    rule_name: str | None
+    kind: str | None
+    severity: str | None
+
+
+def _log_conditions(filters: DeliveryFilter) -> list:
+    log_table = alert_delivery_log
+    conditions = []
+    if filters.status == "ok":
+        conditions.append(log_table.c.outcome == DELIVERED)
+    elif filters.status == "failed":
+        conditions.append(log_table.c.outcome != DELIVERED)
+    elif filters.status == "gave_up":
+        conditions.append(log_table.c.outcome == FAILED)
+    if filters.target:
+        conditions.append(log_table.c.target == filters.target)
+    if filters.start is not None:
+        conditions.append(log_table.c.at >= utc(filters.start))
+    if filters.end is not None:
+        conditions.append(log_table.c.at < utc(filters.end))
+    return conditions
+
+
+def delivery_log(
+    engine: Engine, filters: DeliveryFilter, *, before_id: int | None = None, limit: int = 50
+) -> list[LoggedAttempt]:
+    """Attempts matching ``filters``, newest first, keyset-paged on the log's id (older than ``before_id``)."""
+    log_table, events, deliveries = alert_delivery_log, alert_events, alert_deliveries
+    conditions = _log_conditions(filters)
+    if before_id is not None:
+        conditions.append(log_table.c.id < before_id)
+    statement = (
+        select(
+            log_table,
+            deliveries.c.channel,
+            events.c.alert_id,
+            events.c.rule_id,
+            events.c.rule_name,
+            events.c.kind,
+            events.c.severity,
+        )
+        .select_from(
+            log_table.outerjoin(deliveries, deliveries.c.id == log_table.c.delivery_id).outerjoin(
+                events, events.c.event_id == log_table.c.event_id
+            )
+        )
+        .where(and_(True, *conditions))
+        .order_by(log_table.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(statement).fetchall()
+    return [
+        LoggedAttempt(
+            id=row.id,
+            at=aware(row.at),
+            event_id=row.event_id,
+            target=row.target,
+            channel=row.channel or channel_of(row.target),
+            attempt=row.attempt,
+            outcome=row.outcome,
+            status_code=row.status_code,
+            error=row.error,
+            duration_ms=row.duration_ms,
+            alert_id=row.alert_id,
+            rule_id=row.rule_id,
+            rule_name=row.rule_name,
+            kind=row.kind,
+            severity=row.severity,
+        )
+        for row in rows
+    ]
+
+
+def failures_since(engine: Engine, since: datetime) -> tuple[int, int]:
+    """(failed attempts, deliveries given up) logged at or after ``since``."""
+    log_table = alert_delivery_log
+    statement = select(
+        func.count(),
+        func.coalesce(func.sum(case((log_table.c.outcome == FAILED, 1), else_=0)), 0),
+    ).where(log_table.c.at >= utc(since), log_table.c.outcome != DELIVERED)
+    with engine.connect() as connection:
+        failed, gave_up = connection.execute(statement).one()
+    return int(failed), int(gave_up)
+
+
+def newest_attempt_id(engine: Engine) -> int | None:
+    """The newest log row's id: a cheap signature of the log for the page's refresh tick."""
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(alert_delivery_log.c.id))).scalar()
+
+
+def delivery_targets(engine: Engine) -> list[str]:
+    """Every target the outbox has held, sorted (the page's target filter)."""
+    with engine.connect() as connection:
+        return list(connection.execute(select(alert_deliveries.c.target).distinct().order_by("target")).scalars())

@@ -219,3 +219,17 @@ def panel_freshness(panel, datasets) -> dict:
 def health_age(dataset, kind) -> dict:
     """Id of one freshness label on Data health (``kind`` is "source" or "poll"); ALL in callbacks."""
     return {"type": "health-age", "dataset": dataset, "kind": kind}
+
+
+# alert delivery log (issue 6): webhook and e-mail attempts, filters, keyset pages
+DELIVERIES_FAILED = "alert-deliveries-failed"
+DELIVERIES_STATUS = "alert-deliveries-status"
+DELIVERIES_TARGET = "alert-deliveries-target"
+DELIVERIES_DATES = "alert-deliveries-dates"
+DELIVERIES_TABLE = "alert-deliveries-table"
+DELIVERIES_PREV = "alert-deliveries-prev"
+DELIVERIES_NEXT = "alert-deliveries-next"
+DELIVERIES_PAGE = "alert-deliveries-page"
+DELIVERIES_CURSOR = "alert-deliveries-cursor"
+DELIVERIES_SEEN = "alert-deliveries-seen"
+ALERT_PAGE_LINKS = "alert-page-links"

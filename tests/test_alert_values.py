@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import update
 
 from config.datasets import load_datasets
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
-from data_sources.alerts.model import Rule, Threshold
-from data_sources.alerts.values import HOUR, SubjectValues, is_stale, observations, preview
+from data_sources.alerts.model import HOURLY_ENTITY_WINDOWS, Rule, Threshold
+from data_sources.alerts.values import HOUR, HOURLY_ENTITY, SubjectValues, is_stale, observations, preview
+from data_sources.clock import from_local_naive
+from data_sources.demo import schema
 from data_sources.kpis import compute_kpi, kpi_by_entity
-from data_sources.poller import BUCKET, ENTITY, to_epoch
+from data_sources.poller import BUCKET, ENTITY, bucket_start, to_epoch
 from data_sources.scheduler import Poller
 from data_sources.snapshots import MemorySnapshotStore, Snapshot
 from data_sources.warehouse import create_warehouse_engine
@@ -65,7 +69,7 @@ class TestValuesEqualTheDashboards:
             snapshot = store.get(dataset.id)
             values = SubjectValues(dataset, snapshot, FIXED_NOW, crosswalk, wards)
             for kpi in dataset.kpis:
-                per_entity_rollup = dataset.by_entity and kpi.kind in ("sum", "ratio", "mean")
+                per_entity_rollup = kpi.kind in ("sum", "ratio", "mean") and kpi.window in HOURLY_ENTITY_WINDOWS
                 by_rollup = kpi_by_entity(dataset, kpi, snapshot, FIXED_NOW, crosswalk) if per_entity_rollup else None
                 for entity, value in values.by_entity(kpi).items():
                     if by_rollup is not None:  # what the dashboards show per entity (e.g. per procedure)
@@ -160,6 +164,14 @@ class TestPreview:
             expected = compute_kpi(dataset, kpi, cut, moment, crosswalk).value
             assert result.series["province"][index] == pytest.approx(expected)
         assert sum(result.series["province"]) > 0, "the seeded warehouse has cases in the window"
+        assert "window_partial" not in result.notes, "7 days back plus a 7-day window fit in the 35 hourly days"
+
+    def test_a_30_day_window_replayed_7_days_back_says_its_first_hours_read_short(self, polled):
+        catalogue, store, crosswalk, wards = polled
+        dataset = catalogue.get("dossiers")
+        rule = Rule("Đúng hạn", dataset.id, "on_time_rate", "province", "<", Threshold(90), None)
+        result = preview(rule, dataset, dataset.kpi("on_time_rate"), store.get("dossiers"), FIXED_NOW, crosswalk, wards)
+        assert "window_partial" in result.notes and len(result.times) == 7 * 24
 
     def test_current_counts_have_no_history_and_say_so(self, polled):
         catalogue, store, crosswalk, wards = polled
@@ -171,3 +183,89 @@ class TestPreview:
         assert {e.subject for e in result.episodes} == {
             s for s, v in result.series.items() if v[0] is not None and v[0] > 0
         }
+
+
+KIM_LONG = "TV01"
+FLOOD_LEVEL = 3.8
+"""Above Kim Long's flood alert level III (3.5 m); the seeded data stays below every gauge's level II."""
+
+
+@pytest.fixture(scope="module")
+def flood_five_days_ago(seeded_warehouse, tmp_path_factory):
+    """A copy of the seeded warehouse in which Kim Long stood above its flood level III for one hour,
+    five days before FIXED_NOW, polled once at FIXED_NOW like the poller does: (catalogue, snapshot, hour)."""
+    path = tmp_path_factory.mktemp("flood") / "warehouse.db"
+    shutil.copy(seeded_warehouse.removeprefix("sqlite:///"), path)
+    engine = create_warehouse_engine(f"sqlite:///{path}")
+    hour = (to_epoch(FIXED_NOW - timedelta(days=5)) // HOUR) * HOUR
+    start = bucket_start(hour)
+    levels = schema.env_river_levels
+    inside = (
+        levels.c.gauge_id == KIM_LONG,
+        levels.c.observed_at >= start,
+        levels.c.observed_at < start + timedelta(hours=1),
+    )
+    with engine.begin() as connection:
+        changed = connection.execute(update(levels).where(*inside).values(water_level_m=FLOOD_LEVEL)).rowcount
+        assert changed >= 1, "the seeded warehouse has Kim Long readings five days ago"
+    catalogue = load_datasets()
+    store = MemorySnapshotStore()
+    Poller(catalogue, engine, store, lambda: FIXED_NOW).poll_all()
+    engine.dispose()
+    return catalogue, store.get("env_river"), hour
+
+
+class TestPerEntityPreview:
+    def rule(self) -> Rule:
+        return Rule(
+            "Lũ theo báo động của từng trạm",
+            "env_river",
+            "level_max",
+            "each_entity",
+            ">=",
+            Threshold(attribute="alert_level_2"),
+            Threshold(attribute="alert_level_3"),
+        )
+
+    def test_replays_seven_days_per_gauge_and_finds_a_flood_five_days_ago(self, flood_five_days_ago, polled):
+        catalogue, snapshot, hour = flood_five_days_ago
+        _, _, crosswalk, wards = polled
+        dataset = catalogue.get("env_river")
+        assert dataset.by_entity
+        recent = snapshot.frame("recent")
+        assert snapshot.meta["tiers"]["recent_from"] > hour and not (recent[BUCKET] < hour + HOUR).any(), (
+            "the crossing is older than the 48-hour fine tier: only the hourly tier holds it"
+        )
+        result = preview(self.rule(), dataset, dataset.kpi("level_max"), snapshot, FIXED_NOW, crosswalk, wards)
+        assert len(result.times) == 7 * 24 and "entity_48h" not in result.notes
+        assert set(result.series) == {f"entity:{g}" for g in ("TV01", "TV02", "TV03", "TV04", "TV05")}
+        [episode] = result.episodes
+        end_of_hour = from_local_naive(bucket_start(hour + HOUR - 1))
+        assert (episode.subject, episode.severity, episode.peak) == (f"entity:{KIM_LONG}", "critical", FLOOD_LEVEL)
+        assert episode.fired_at == end_of_hour and episode.resolved_at == end_of_hour + timedelta(hours=1)
+        assert timedelta(days=4, hours=23) < FIXED_NOW - episode.fired_at <= timedelta(days=5)
+        assert result.critical[f"entity:{KIM_LONG}"] == 3.5 and result.warning[f"entity:{KIM_LONG}"] == 2.0
+
+    def test_without_the_per_entity_rollup_only_48_hours_replay_and_the_preview_says_why(
+        self, flood_five_days_ago, polled
+    ):
+        catalogue, snapshot, _ = flood_five_days_ago
+        _, _, crosswalk, wards = polled
+        dataset = catalogue.get("env_river")
+        older = replace(snapshot, frames={k: v for k, v in snapshot.frames.items() if k != HOURLY_ENTITY})
+        result = preview(self.rule(), dataset, dataset.kpi("level_max"), older, FIXED_NOW, crosswalk, wards)
+        assert len(result.times) == 48 and "entity_48h" in result.notes
+        assert result.episodes == []
+
+    def test_a_7_day_kpi_per_entity_replays_from_the_per_entity_rollup(self, polled):
+        catalogue, store, crosswalk, wards = polled
+        dataset = catalogue.get("dossiers")
+        kpi = dataset.kpi("received")
+        snapshot = store.get("dossiers")
+        rule = Rule("Hồ sơ theo thủ tục", "dossiers", "received", "each_entity", ">", Threshold(1e9), None)
+        result = preview(rule, dataset, kpi, snapshot, FIXED_NOW, crosswalk, wards)
+        assert len(result.times) == 7 * 24
+        now_values = SubjectValues(dataset, snapshot, FIXED_NOW, crosswalk, wards).by_entity(kpi)
+        for subject, series in result.series.items():
+            assert series[-1] == pytest.approx(now_values[subject.removeprefix("entity:")]), subject
+        assert sum(v for series in result.series.values() for v in series if v) > 0

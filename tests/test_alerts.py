@@ -12,6 +12,7 @@ from data_sources.alerts.evaluate import (
     CRITICAL,
     FIRING,
     NO_DATA,
+    NOTIFIED_KINDS,
     OK,
     PENDING,
     RESOLVED,
@@ -29,9 +30,11 @@ from data_sources.alerts.model import (
     RuleError,
     Threshold,
     config_problems,
+    evaluation_problems,
     parse_number,
     validate_rule,
 )
+from layouts.i18n import t
 
 SUBJECT = "ward:19753"
 
@@ -203,6 +206,61 @@ class TestTransitions:
         first = evaluate(rule, SUBJECT, Observation(180, 150, 200), AlertState(), now)
         again = evaluate(rule, SUBJECT, Observation(180, 150, 200), AlertState(), now)
         assert first == again
+
+
+STATE_DIAGRAM = {
+    (OK, "pending", PENDING),
+    (PENDING, "pending_cancelled", OK),
+    (PENDING, "fired", FIRING),
+    (OK, "fired", FIRING),
+    (RESOLVED, "pending", PENDING),
+    (RESOLVED, "fired", FIRING),
+    (FIRING, "escalated", FIRING),
+    (FIRING, "deescalated", FIRING),
+    (FIRING, "acknowledged", ACKNOWLEDGED),
+    (FIRING, "unmuted", FIRING),
+    (FIRING, "resolved", RESOLVED),
+    (ACKNOWLEDGED, "escalated", FIRING),
+    (ACKNOWLEDGED, "deescalated", ACKNOWLEDGED),
+    (ACKNOWLEDGED, "resolved", RESOLVED),
+}
+"""Every edge of the lifecycle (evaluate.py's diagram): (from state, event kind, to state)."""
+
+
+class TestEveryTransition:
+    def test_the_lifecycle_walks_every_edge_of_the_state_diagram_and_notifies_only_where_it_should(self, clock):
+        lives = []
+        direct = Lifecycle(aqi_rule(), clock)
+        direct.see(160)  # ok -> firing (warning)
+        direct.see(210)  # escalated to critical
+        direct.see(170)  # back to warning, recorded only
+        direct.ack()
+        direct.see(210)  # an acknowledged warning turning critical fires again
+        direct.ack()
+        direct.see(170)  # an acknowledged critical falling to warning stays acknowledged
+        assert direct.state.state == ACKNOWLEDGED and direct.state.severity == WARNING
+        direct.see(100)  # acknowledged -> resolved
+        direct.see(160)  # resolved -> a new alert
+        direct.see(100)  # firing -> resolved
+        lives.append(direct)
+        held = Lifecycle(aqi_rule(hold_minutes=10), clock)
+        held.see(160)  # ok -> pending
+        held.see(100, minutes=5)  # pending -> ok
+        held.see(160)
+        held.see(160, minutes=10)  # pending -> firing
+        held.see(100)
+        held.see(160)  # resolved -> pending
+        lives.append(held)
+        muted = Lifecycle(aqi_rule(), clock)
+        muted.see(160, silenced=True)  # fires, recorded without notification
+        muted.see(160)  # the silence is over: notified now
+        lives.append(muted)
+
+        events = [e for life in lives for e in life.events]
+        assert {(e.from_state, e.kind, e.to_state) for e in events} == STATE_DIAGRAM
+        for event in events:
+            assert event.notify == (event.kind in NOTIFIED_KINDS and not event.silenced), event
+        assert [e.kind for e in muted.events] == ["fired", "unmuted"] and muted.events[0].silenced
 
 
 class TestHysteresis:
@@ -421,10 +479,37 @@ class TestValidation:
         )
         air = catalogue.get("env_air")
         weekly = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="7d"),))
-        only_weekly = replace(catalogue, datasets=(weekly,))
+        per_station = form(kpi="pm25_mean_24h", scope="each_entity")
+        rule = validate_rule(per_station, replace(catalogue, datasets=(weekly,)), WARDS)
+        assert rule.scope == "each_entity", "by_entity keeps 35 days of hourly rollups per station"
+        forever = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="all"),))
         with pytest.raises(RuleError) as caught:
-            validate_rule(form(kpi="pm25_mean_24h", scope="each_entity"), only_weekly, WARDS)
-        assert caught.value.errors == {"scope": ("scope_kpi_no_entity_detail", {})}, "hourly rollups drop the station"
+            validate_rule(per_station, replace(catalogue, datasets=(forever,)), WARDS)
+        assert caught.value.errors == {"scope": ("scope_kpi_no_entity_detail", {})}, "daily rollups drop the station"
+        for kpi in ("aqi_max", "stations_above_moderate"):
+            assert errors_of(catalogue, kpi=kpi, scope="each_entity") == {"scope": "scope_kpi_no_entity_detail"}
+
+    def test_every_dataset_with_entities_keeps_them_for_per_entity_rules(self, catalogue):
+        with_entities = [d for d in catalogue if d.entity is not None]
+        assert {d.id for d in with_entities} >= {"traffic_readings", "health_occupancy", "env_air", "env_river"}
+        assert all(d.by_entity for d in with_entities), "each station's 7-day preview needs hourly_entity"
+
+    def test_an_entity_dataset_without_by_entity_gets_a_config_message_and_stored_rules_keep_running(self, catalogue):
+        air = replace(catalogue.get("env_air"), by_entity=False)
+        no_history = replace(catalogue, datasets=(air,))
+        with pytest.raises(RuleError) as caught:
+            validate_rule(form(scope="each_entity"), no_history, WARDS)
+        assert caught.value.errors == {"scope": ("scope_needs_by_entity", {"dataset": "env_air"})}
+        assert "by_entity = true" in t("alerts.error.scope_needs_by_entity", "vi", dataset="env_air")
+        assert "config/datasets.toml" in t("alerts.error.scope_needs_by_entity", "en", dataset="env_air")
+        stored = validate_rule(form(scope="each_entity"), catalogue, WARDS)
+        assert config_problems(stored, no_history, WARDS)["scope"][0] == "scope_needs_by_entity", "shown on the list"
+        assert evaluation_problems(stored, no_history, WARDS) == {}, "the poller still evaluates it from fine buckets"
+        weekly = replace(air, kpis=(replace(air.kpi("pm25_mean_24h"), window="7d"),))
+        stored_weekly = replace(stored, kpi="pm25_mean_24h")
+        assert evaluation_problems(stored_weekly, replace(catalogue, datasets=(weekly,)), WARDS) == {
+            "scope": ("scope_kpi_no_entity_detail", {})
+        }
 
     def test_one_ward_scope_needs_a_current_ward(self, catalogue):
         assert errors_of(catalogue, scope="ward") == {"ward": "required"}

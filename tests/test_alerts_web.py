@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from config.datasets import load_datasets
-from dashboards.alerts.rules import ERROR_FIELDS
+from dashboards.alerts.rules import ERROR_FIELDS, SILENCE_FIELDS
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
 from data_sources.alerts.engine import AlertEngine
@@ -21,6 +21,7 @@ from data_sources.scheduler import Poller
 from data_sources.snapshots import SQLiteSnapshotStore
 from data_sources.users import audit_table, create_user
 from data_sources.warehouse import create_warehouse_engine
+from layouts.i18n import t
 from tests.conftest import FIXED_NOW
 from tests.test_web import PASSWORD, login, make_settings
 
@@ -57,16 +58,28 @@ def alerts_web(seeded_warehouse, tmp_path_factory):
     return app, app_db
 
 
-def post(client, app, function: str, outputs: list, inputs: list, state: list = ()):
-    """POST the Dash callback named ``function`` (its registered output key, pattern outputs expanded)."""
+def post(client, app, function: str, outputs: list, inputs: list, state: list = (), changed: tuple | None = None):
+    """POST the Dash callback named ``function`` (its registered output key, pattern outputs expanded).
+
+    An input given as a list of (id, property, value) is a pattern-matching ``ALL`` input (one item per
+    matched component); ``changed`` (id, property) is the input that changed, by default the first.
+    """
     key = next(k for k, v in app.callback_map.items() if getattr(v.get("callback"), "__name__", "") == function)
+
+    def item(entry):
+        if isinstance(entry, list):
+            return [item(e) for e in entry]
+        component, prop, value = entry
+        return {"id": component, "property": prop, "value": value}
+
+    first = changed or (inputs[0][0] if isinstance(inputs[0], list) else inputs[0])
     body = {
         "output": key,
         "outputs": outputs if len(outputs) > 1 else outputs[0],
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "inputs": [item(i) for i in inputs],
+        "state": [item(s) for s in state],
         "changedPropIds": [
-            f"{json.dumps(inputs[0][0]) if isinstance(inputs[0][0], dict) else inputs[0][0]}.{inputs[0][1]}"
+            f"{json.dumps(first[0], separators=(',', ':')) if isinstance(first[0], dict) else first[0]}.{first[1]}"
         ],
     }
     return client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": client.csrf})
@@ -394,3 +407,223 @@ class TestPreviewThroughTheWeb:
         assert "Sẽ phát" in json.dumps(payload["alert-rule-preview-result"], ensure_ascii=False)
         with app_db.connect() as connection:
             assert connection.execute(select(func.count()).select_from(alert_rules)).scalar_one() == before
+
+    def test_a_per_gauge_rule_previews_seven_days(self, alerts_web):
+        app, _ = alerts_web
+        response = post(
+            login(app, "operator"),
+            app,
+            "show_preview",
+            [
+                rule_errors_spec(),
+                out("alert-rule-preview-graph", "figure"),
+                out("alert-rule-preview-graph", "style"),
+                out("alert-rule-preview-result", "children"),
+            ],
+            [("alert-rule-preview", "n_clicks", 1)],
+            form_state(
+                **{
+                    "alert-rule-dataset": "env_river",
+                    "alert-rule-kpi": "level_max",
+                    "alert-rule-scope": "each_entity",
+                    "alert-rule-warning": "",
+                    "alert-rule-warning-attribute": "alert_level_1",
+                    "alert-rule-critical": "",
+                    "alert-rule-critical-attribute": "alert_level_2",
+                    "alert-rule-margin": "0",
+                }
+            ),
+        )
+        assert response.status_code == 200
+        payload = response.json["response"]
+        traces = payload["alert-rule-preview-graph"]["figure"]["data"]
+        assert traces and all(len(trace["x"]) == 7 * 24 for trace in traces)
+        assert "Kim Long" in {trace["name"] for trace in traces}
+        assert "48 giờ" not in json.dumps(payload["alert-rule-preview-result"], ensure_ascii=False)
+
+
+FIELD_OUTPUTS = [out(i, "value") for i in FORM_IDS]
+
+
+def rules_list(client, app):
+    return post(
+        client,
+        app,
+        "update_rules_list",
+        [out("alert-rules-list", "children"), out("alert-silence-rule", "options")],
+        [("alert-rules-version", "data", 0), ("alert-banner-state", "data", None)],
+    )
+
+
+def load(client, app, kind: str, rule_id: int):
+    """Click a rule's edit or clone button."""
+    return post(
+        client,
+        app,
+        "load_form",
+        [
+            *FIELD_OUTPUTS,
+            out("alert-rule-editing", "data"),
+            out("alert-rule-form-title", "children"),
+            rule_errors_spec(),
+            out("alert-rule-message", "children"),
+            out("alert-rule-preview-result", "children"),
+            out("alert-rule-preview-graph", "style"),
+        ],
+        [
+            [({"type": "alert-rule-edit", "rule": rule_id}, "n_clicks", int(kind == "edit"))],
+            [({"type": "alert-rule-clone", "rule": rule_id}, "n_clicks", int(kind == "clone"))],
+            ("alert-rule-new", "n_clicks", 0),
+        ],
+        changed=({"type": f"alert-rule-{kind}", "rule": rule_id}, "n_clicks"),
+    )
+
+
+def form_from(response) -> dict:
+    payload = response.json["response"]
+    return {i: payload[i]["value"] for i in FORM_IDS} | {
+        "editing": payload["alert-rule-editing"]["data"],
+        "title": payload["alert-rule-form-title"]["children"],
+    }
+
+
+def save_form(client, app, form: dict):
+    return post(
+        client,
+        app,
+        "save",
+        [
+            rule_errors_spec(),
+            out("alert-rule-message", "children"),
+            out("alert-rules-version", "data"),
+            out("alert-rule-editing", "data"),
+            out("alert-rule-form-title", "children"),
+        ],
+        [("alert-rule-save", "n_clicks", 1)],
+        [*((i, "value", form[i]) for i in FORM_IDS), ("alert-rule-editing", "data", form["editing"])]
+        + [("alert-rules-version", "data", 0)],
+    )
+
+
+class TestRulesPage:
+    def test_the_list_shows_every_rule_and_what_no_longer_fits_the_configuration(self, alerts_web):
+        app, app_db = alerts_web
+        gone = Rule("Chỉ số đã bỏ", "feedback", "removed_kpi", "province", ">", Threshold(1), None, owner="operator")
+        save_rule(app_db, gone, actor="operator", now=FIXED_NOW)
+        response = rules_list(login(app, "operator"), app)
+        text = json.dumps(response.json["response"], ensure_ascii=False)
+        assert "Tồn đọng phản ánh" in text and "Sự cố giao thông" in text and "Chỉ số đã bỏ" in text
+        assert '⚠ Chỉ số \\"removed_kpi\\" không còn trong cấu hình của bộ dữ liệu.' in text
+        assert "Cảnh báo > 0" in text, "the condition, severity in words"
+
+    def test_edit_keeps_the_rule_clone_makes_a_new_one_both_audited(self, alerts_web):
+        app, app_db = alerts_web
+        client = login(app, "operator")
+        original = save_rule(
+            app_db,
+            Rule("Phản ánh mới trong ngày", "feedback", "new_today", "each_ward", ">", Threshold(5), Threshold(9)),
+            actor="operator",
+            now=FIXED_NOW,
+        )
+        edited = form_from(load(client, app, "edit", original.id))
+        assert edited["editing"] == {"id": original.id, "version": 1}
+        assert edited["alert-rule-name"] == "Phản ánh mới trong ngày" and edited["alert-rule-warning"] == "5"
+        assert edited["title"] == 'Đang sửa "Phản ánh mới trong ngày"'
+        edited["alert-rule-warning"] = "6"
+        assert "Đã lưu quy tắc" in json.dumps(save_form(client, app, edited).json, ensure_ascii=False)
+        after = next(r for r in list_rules(app_db) if r.id == original.id)
+        assert after.warning == Threshold(6) and after.version == 2
+
+        cloned = form_from(load(client, app, "clone", original.id))
+        assert cloned["editing"] is None and cloned["alert-rule-name"] == "Bản sao của Phản ánh mới trong ngày"
+        assert cloned["alert-rule-warning"] == "6" and cloned["alert-rule-owner"] == "operator"
+        save_form(client, app, cloned)
+        assert [r.name for r in list_rules(app_db)].count("Bản sao của Phản ánh mới trong ngày") == 1
+        assert next(r for r in list_rules(app_db) if r.id == original.id).version == 2, "the original is untouched"
+        with app_db.connect() as connection:
+            actions = [
+                a
+                for (a,) in connection.execute(
+                    select(audit_table.c.action).where(audit_table.c.action.like("alert_rule%"))
+                )
+            ]
+        assert actions.count("alert_rule_update") >= 1 and actions.count("alert_rule_create") >= 2
+
+    def test_an_operator_disables_and_enables_a_rule(self, alerts_web):
+        app, app_db = alerts_web
+        rule = save_rule(
+            app_db,
+            Rule("Tạm thời", "feedback", "open", "province", ">", Threshold(10**6), None),
+            actor="x",
+            now=FIXED_NOW,
+        )
+
+        def toggle():
+            return post(
+                login(app, "operator"),
+                app,
+                "toggle_rule",
+                [out("alert-rules-version", "data"), out("alert-rule-message", "children")],
+                [[({"type": "alert-rule-toggle", "rule": rule.id}, "n_clicks", 1)]],
+                [("alert-rules-version", "data", 0)],
+            )
+
+        assert toggle().json["response"]["alert-rule-message"]["children"] == 'Đã tắt quy tắc "Tạm thời".'
+        assert not next(r for r in list_rules(app_db) if r.id == rule.id).enabled
+        toggle()
+        assert next(r for r in list_rules(app_db) if r.id == rule.id).enabled
+
+    def test_an_operator_mutes_a_ward_with_a_reason_and_ends_it(self, alerts_web):
+        app, _ = alerts_web
+        client = login(app, "operator")
+
+        def mute(reason):
+            return post(
+                client,
+                app,
+                "create_silence_from_form",
+                [
+                    [out({"type": "alert-silence-error", "field": f}, "children") for f in SILENCE_FIELDS],
+                    out("alert-silence-message", "children"),
+                    out("alert-silences-version", "data"),
+                ],
+                [("alert-silence-create", "n_clicks", 1)],
+                [
+                    ("alert-silence-kind", "value", "ward"),
+                    ("alert-silence-rule", "value", None),
+                    ("alert-silence-ward", "value", "19774"),
+                    ("alert-silence-hours", "value", 2),
+                    ("alert-silence-reason", "value", reason),
+                    ("alert-silences-version", "data", 0),
+                ],
+            )
+
+        refused = json.dumps(mute("  ").json, ensure_ascii=False)
+        assert t("alerts.error.required", "vi") in refused and "Đã tạm tắt." not in refused
+        assert "Đã tạm tắt." in json.dumps(mute("Bảo trì trạm bơm").json, ensure_ascii=False)
+        listed = post(
+            client,
+            app,
+            "update_silences",
+            [out("alert-silences-list", "children")],
+            [("alert-silences-version", "data", 1), ("alert-rules-version", "data", 0)],
+        )
+        text = json.dumps(listed.json, ensure_ascii=False)
+        assert "Phường Kim Long" in text and "Bảo trì trạm bơm" in text and "operator" in text
+        silence_id = int(text.split('"silence": ')[1].split("}")[0])
+        post(
+            client,
+            app,
+            "end_silence_now",
+            [out("alert-silences-version", "data")],
+            [[({"type": "alert-silence-end", "silence": silence_id}, "n_clicks", 1)]],
+            [("alert-silences-version", "data", 1)],
+        )
+        again = post(
+            client,
+            app,
+            "update_silences",
+            [out("alert-silences-list", "children")],
+            [("alert-silences-version", "data", 2), ("alert-rules-version", "data", 0)],
+        )
+        assert "Bảo trì trạm bơm" not in json.dumps(again.json, ensure_ascii=False)

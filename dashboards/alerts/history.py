@@ -17,6 +17,7 @@ from flask import abort
 
 from config.roles import EDIT_ALERTS, VIEW, has_permission
 from dashboards.alerts.banner import ALERTS_PATH, alert_line, kpi_decimals, visible_alerts, ward_names
+from dashboards.alerts.links import alert_page_links
 from dashboards.alerts.text import severity_label, subject_label, value_text, when_text
 from dashboards.context import AppContext, get_context
 from dashboards.registry import callback
@@ -157,6 +158,7 @@ def render(page: PageRequest) -> html.Div:
     return html.Div(
         [
             html.H1(t("nav.alerts", lang)),
+            alert_page_links(account, ALERTS_PATH, lang),
             card(t("alerts.active.title", lang), html.Div(id=ids.ALERTS_ACTIVE, className="alert-list")),
             card(
                 t("alerts.history.title", lang),

@@ -19,6 +19,7 @@ from flask import abort, request
 
 from config.roles import EDIT_ALERTS
 from dashboards.alerts.banner import ward_names
+from dashboards.alerts.links import RULES_PATH, alert_page_links
 from dashboards.alerts.text import severity_label, subject_label, value_text, when_text
 from dashboards.context import AppContext, get_context
 from dashboards.registry import callback
@@ -52,7 +53,6 @@ from layouts.components import card, empty_state
 from layouts.i18n import format_number, t
 from layouts.theme import base_layout, date_axis, graph_config
 
-RULES_PATH = "/alerts/rules"
 FIELDS = (
     ("name", ids.RULE_NAME),
     ("dataset", ids.RULE_DATASET),
@@ -369,6 +369,7 @@ def render(page: PageRequest) -> html.Div:
         [
             dcc.Store(id=ids.RULES_VERSION, data=0),
             html.H1(t("nav.alert_rules", lang)),
+            alert_page_links(page.account, RULES_PATH, lang),
             card(t("alerts.rules.title", lang), html.Div(id=ids.RULES_LIST, className="rules-list")),
             card(t("alerts.rules.form", lang), rule_form(context, page.account.username, lang)),
             card(t("alerts.silence.title", lang), silence_form(context, lang)),

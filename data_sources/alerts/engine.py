@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from config.datasets import DatasetCatalogue
 from data_sources.alerts.evaluate import Change, evaluate_rule
-from data_sources.alerts.model import Rule, config_problems
+from data_sources.alerts.model import Rule, evaluation_problems
 from data_sources.alerts.store import (
     active_silences,
     apply_batch,
@@ -91,7 +91,7 @@ class AlertEngine:
         key = (rule.id or 0, rule.version)
         if key in self._checked:
             return self._checked[key]
-        problems = config_problems(rule, self.catalogue, set(self.ward_codes))
+        problems = evaluation_problems(rule, self.catalogue, set(self.ward_codes))
         self._checked[key] = not problems
         if problems:
             if (rule.id, rule.version) not in self._warned:

@@ -43,6 +43,10 @@ ENTITY_KINDS = ("state", "state_ratio", "latest_ratio", "latest_max")
 """KPI kinds computed from frames that keep the entity (state and the 48-hour fine buckets)."""
 ENTITY_WINDOWS = ("today", "24h")
 """Windows of sum/ratio/mean KPIs served by the fine buckets, which keep the entity."""
+HOURLY_ENTITY_WINDOWS = ("7d", "30d")
+"""Windows served by the hourly rollups, which keep the entity only for ``by_entity`` datasets (35 days)."""
+NEEDS_BY_ENTITY = "scope_needs_by_entity"
+"""The problem of a per-entity rule on a dataset without ``by_entity``: its preview could not replay 7 days."""
 
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/\S*)?$")
@@ -177,7 +181,11 @@ def kpi_has_entity_detail(dataset: Dataset, kpi: Kpi) -> bool:
     """True when the snapshot keeps this KPI's inputs per entity, so it can be watched per entity."""
     if dataset.entity is None:
         return False
-    return kpi.kind in ENTITY_KINDS or (kpi.kind in ("sum", "ratio", "mean") and kpi.window in ENTITY_WINDOWS)
+    if kpi.kind in ENTITY_KINDS:
+        return True
+    if kpi.kind not in ("sum", "ratio", "mean"):
+        return False
+    return kpi.window in ENTITY_WINDOWS or (dataset.by_entity and kpi.window in HOURLY_ENTITY_WINDOWS)
 
 
 def parse_targets(text: Any) -> tuple[str, ...]:
@@ -256,6 +264,8 @@ def validate_rule(
     elif scope == EACH_ENTITY and dataset is not None:
         if dataset.entity is None:
             errors["scope"] = ("scope_no_entities", {})
+        elif not dataset.by_entity:
+            errors["scope"] = (NEEDS_BY_ENTITY, {"dataset": dataset.id})
         elif kpi is not None and not kpi_has_entity_detail(dataset, kpi):
             errors["scope"] = ("scope_kpi_no_entity_detail", {})
 
@@ -361,6 +371,27 @@ def config_problems(rule: Rule, catalogue: DatasetCatalogue, ward_codes: Set[str
     except RuleError as error:
         return error.errors
     return {}
+
+
+def evaluation_problems(rule: Rule, catalogue: DatasetCatalogue, ward_codes: Set[str]) -> FieldErrors:
+    """The config problems that stop the poller evaluating a stored rule.
+
+    A per-entity rule saved before its dataset lost ``by_entity`` keeps running while its KPI is still
+    kept per entity (only the 7-day preview needs the per-entity history); the rules page still shows
+    the problem so that the configuration gets fixed.
+    """
+    problems = config_problems(rule, catalogue, ward_codes)
+    if problems.get("scope", ("",))[0] == NEEDS_BY_ENTITY:
+        try:
+            dataset = catalogue.get(rule.dataset)
+            evaluable = kpi_has_entity_detail(dataset, dataset.kpi(rule.kpi))
+        except KeyError:
+            evaluable = False
+        if evaluable:
+            del problems["scope"]
+        else:
+            problems["scope"] = ("scope_kpi_no_entity_detail", {})
+    return problems
 
 
 @dataclass(frozen=True)

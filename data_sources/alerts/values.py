@@ -9,7 +9,7 @@ the figure the overview tile shows. KPI kinds this module does not know fall bac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +30,16 @@ from data_sources.alerts.evaluate import (
     subject_parts,
     ward_subject,
 )
-from data_sources.alerts.model import EACH_ENTITY, EACH_WARD, NO_DATA_ALERT, PROVINCE, WARD, Rule, Threshold
+from data_sources.alerts.model import (
+    EACH_ENTITY,
+    EACH_WARD,
+    HOURLY_ENTITY_WINDOWS,
+    NO_DATA_ALERT,
+    PROVINCE,
+    WARD,
+    Rule,
+    Threshold,
+)
 from data_sources.clock import from_local_naive
 from data_sources.kpis import (
     LATEST_HORIZON_FACTOR,
@@ -46,18 +55,32 @@ from data_sources.kpis import (
 from data_sources.kpis import (
     WARD as WARD_COLUMN,
 )
-from data_sources.poller import BUCKET, ENTITY, UNIT, bucket_start, to_epoch
+from data_sources.poller import (
+    BUCKET,
+    DURATION_END,
+    DURATION_NAME,
+    DURATION_VALUE,
+    ENTITY,
+    UNIT,
+    bucket_start,
+    to_epoch,
+)
 from data_sources.snapshots import Snapshot
 
 KNOWN_KINDS = ("sum", "ratio", "mean", "state", "state_ratio", "latest_ratio", "latest_max")
+GROUPED_KINDS = (*KNOWN_KINDS, "median")
+"""Kinds computed per ward in one grouped pass; medians have no hourly history, so the preview shows
+only their current value (as for the state kinds)."""
 WINDOWED_KINDS = ("sum", "ratio", "mean")
 ZERO_WHEN_EMPTY = ("sum", "state")
 """Kinds whose value over no rows is 0 (a count of nothing), not "no value"."""
 HOUR = 3600
 PROVINCE_GROUP = "_province"
 PREVIEW_DAYS = 7
+HOURLY_ENTITY = "hourly_entity"
+"""The hourly rollup per entity (35 days) that ``by_entity`` datasets publish: per-entity previews replay it."""
 ENTITY_PREVIEW_HOURS = 48
-"""The snapshot keeps per-entity detail only in its 48-hour fine buckets."""
+"""Without ``hourly_entity`` the snapshot keeps per-entity detail only in its 48-hour fine buckets."""
 
 
 def _selected(frame: pd.DataFrame, crosswalk: dict[str, str]) -> pd.DataFrame:
@@ -100,6 +123,16 @@ def grouped_kpi(
         return frame
 
     group = {"ward": WARD_COLUMN, "entity": ENTITY, PROVINCE: PROVINCE_GROUP}[key]
+    if kind == "median":  # exact, over the durations of records that ended in the window (kpis.duration_values)
+        frame = selected("durations")
+        if group not in frame or frame.empty:
+            return pd.Series(dtype="float64")
+        start = window_start(kpi.window, now, frame_bucket_seconds(dataset, window_frame(kpi.window)))
+        inside = (frame[DURATION_NAME] == measures[0]) & (frame[DURATION_END] <= to_epoch(now))
+        if start is not None:
+            inside &= frame[DURATION_END] >= start
+        durations = frame.loc[inside, DURATION_VALUE].astype("float64")
+        return durations.groupby(frame.loc[inside, group]).median() * kpi.scale
     if kind in ("state", "state_ratio"):
         frame = selected("state")
         if group not in frame or frame.empty:
@@ -142,6 +175,32 @@ def grouped_kpi(
     return _ratio(sums[measures[0]], sums[measures[1]], kpi.scale)
 
 
+class KnownWardFrames(Mapping[str, pd.DataFrame]):
+    """A snapshot's frames restricted to known wards (``_selected``), each computed on first use.
+
+    Evaluating a dataset's rules touches two or three of its frames; the 35-day per-entity rollup,
+    the largest, is only read by the preview and by 7d/30d KPIs per entity.
+    """
+
+    def __init__(self, snapshot: Snapshot, crosswalk: dict[str, str]) -> None:
+        self._snapshot = snapshot
+        self._crosswalk = crosswalk
+        self._done: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._done:
+            if name == "entities" or name not in self._snapshot.frames:
+                raise KeyError(name)
+            self._done[name] = _selected(self._snapshot.frame(name), self._crosswalk)
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._snapshot.frames if name != "entities")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def entity_table(snapshot: Snapshot, crosswalk: dict[str, str]) -> pd.DataFrame:
     """Entities (index: id) with ``name``, current ``ward`` and their reference attributes."""
     entities = snapshot.frame("entities")
@@ -171,21 +230,17 @@ class SubjectValues:
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _entities: pd.DataFrame | None = None
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """The snapshot's frames restricted to known wards, computed once per snapshot."""
+    def frames(self) -> KnownWardFrames:
+        """The snapshot's frames restricted to known wards, each computed once per snapshot when first read."""
         if "frames" not in self._cache:
-            self._cache["frames"] = {
-                name: _selected(frame, self.crosswalk)
-                for name, frame in self.snapshot.frames.items()
-                if name != "entities"
-            }
+            self._cache["frames"] = KnownWardFrames(self.snapshot, self.crosswalk)
         return self._cache["frames"]
 
     def province(self, kpi: Kpi) -> float | None:
         """The province-wide value (equal to ``compute_kpi``, the overview's figure)."""
         key = (kpi.id, PROVINCE)
         if key not in self._cache:
-            if kpi.kind in KNOWN_KINDS:
+            if kpi.kind in GROUPED_KINDS:
                 series = grouped_kpi(
                     self.dataset, kpi, self.snapshot, self.now, self.crosswalk, PROVINCE, self.frames()
                 )
@@ -198,7 +253,7 @@ class SubjectValues:
         """Every current ward's value (None: no value; 0 for counts of nothing)."""
         key = (kpi.id, "ward")
         if key not in self._cache:
-            if kpi.kind in KNOWN_KINDS:
+            if kpi.kind in GROUPED_KINDS:
                 series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "ward", self.frames())
             else:
                 series = kpi_by_ward(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, list(self.ward_codes))
@@ -235,8 +290,9 @@ class SubjectValues:
         if key not in self._cache:
             if kpi.kind not in KNOWN_KINDS:
                 self._cache[key] = {}
-            elif self.dataset.by_entity and kpi.kind in WINDOWED_KINDS:
-                # hourly and daily rollups carry no entity; the dataset's own per-entity rollup does
+            elif kpi.kind in WINDOWED_KINDS and kpi.window in HOURLY_ENTITY_WINDOWS:
+                # 7d/30d windows read hourly rollups: per entity only in ``hourly_entity`` (by_entity datasets);
+                # today/24h read the fine buckets below, exactly as the dashboards do
                 series = kpi_by_entity(self.dataset, kpi, self.snapshot, self.now, self.crosswalk)
                 known = list(dict.fromkeys([*self.entities.index.astype(str), *series.index.astype(str)]))
                 self._cache[key] = _complete(series, known, kpi.kind)
@@ -403,16 +459,21 @@ class Preview:
     critical: dict[str, float | None] = field(default_factory=dict)
 
 
-def _replay_frame(dataset: Dataset, snapshot: Snapshot, crosswalk: dict[str, str], per_entity: bool) -> pd.DataFrame:
-    """Hourly rows with their ward (and entity when the replay is per entity)."""
-    if per_entity:
-        frame = _selected(snapshot.frame("recent"), crosswalk)
-        if frame.empty or ENTITY not in frame:
-            return frame
-        frame = frame.assign(**{BUCKET: (frame[BUCKET] // HOUR) * HOUR})
-        how = {m.name: ("sum" if m.agg in ("count", "sum") else m.agg) for m in dataset.measures if m.name in frame}
-        return frame.groupby([BUCKET, WARD_COLUMN, ENTITY], dropna=False).agg(how).reset_index()
-    return _selected(snapshot.frame("hourly"), crosswalk)
+def _replay_frame(
+    dataset: Dataset, snapshot: Snapshot, crosswalk: dict[str, str], per_entity: bool
+) -> tuple[pd.DataFrame, bool]:
+    """Hourly rows with their ward (and entity when the replay is per entity), and whether they reach
+    back 35 days (False: per entity without ``hourly_entity``, only the 48 hours of fine buckets)."""
+    if not per_entity:
+        return _selected(snapshot.frame("hourly"), crosswalk), True
+    if HOURLY_ENTITY in snapshot.frames:  # every hour of the hourly tier, the fine period's included
+        return _selected(snapshot.frame(HOURLY_ENTITY), crosswalk), True
+    frame = _selected(snapshot.frame("recent"), crosswalk)
+    if frame.empty or ENTITY not in frame:
+        return frame, False
+    frame = frame.assign(**{BUCKET: (frame[BUCKET] // HOUR) * HOUR})
+    how = {m.name: ("sum" if m.agg in ("count", "sum") else m.agg) for m in dataset.measures if m.name in frame}
+    return frame.groupby([BUCKET, WARD_COLUMN, ENTITY], dropna=False).agg(how).reset_index(), False
 
 
 def _subject_column(frame: pd.DataFrame, rule: Rule) -> pd.Series:
@@ -475,6 +536,18 @@ def _hourly_values(
     return pd.DataFrame(rows, index=hours, columns=subjects)
 
 
+def _window_reaches_before_history(kpi: Kpi, snapshot: Snapshot, first_hour: int) -> bool:
+    """True when the KPI's window at the replay's first hour starts before the hourly tier (35 days):
+    a 30-day window replayed 7 days back, whose first hours then count only the hours kept."""
+    if kpi.kind not in WINDOWED_KINDS or kpi.window in (None, "today", "latest"):
+        return False
+    hourly_from = (snapshot.meta.get("tiers") or {}).get("hourly_from")
+    if hourly_from is None:
+        return False
+    start = window_start(kpi.window, from_local_naive(bucket_start(first_hour + HOUR - 1)), HOUR)
+    return start is None or start < int(hourly_from)
+
+
 def preview(
     rule: Rule,
     dataset: Dataset,
@@ -500,10 +573,6 @@ def preview(
         subjects = [entity_subject(e) for e in values.by_entity(kpi)]
     thresholds = {subject: observations_for_subject(rule, values, subject) for subject in subjects}
     now_hour = (to_epoch(now) // HOUR) * HOUR
-    span_hours = ENTITY_PREVIEW_HOURS if per_entity else days * 24
-    if per_entity:
-        notes.append("entity_48h")
-    hours = np.arange(now_hour - (span_hours - 1) * HOUR, now_hour + HOUR, HOUR)
     if kpi.kind in ("state", "state_ratio") or kpi.kind not in KNOWN_KINDS:
         notes = ["no_history"]
         current = observations(rule, kpi, values, stale=False)
@@ -512,9 +581,14 @@ def preview(
         )
         times = [now]
     else:
-        table = _hourly_values(
-            rule, dataset, kpi, _replay_frame(dataset, snapshot, crosswalk, per_entity), hours, subjects
-        )
+        frame, full_history = _replay_frame(dataset, snapshot, crosswalk, per_entity)
+        span_hours = days * 24 if full_history else min(days * 24, ENTITY_PREVIEW_HOURS)
+        if not full_history:
+            notes.append("entity_48h")
+        hours = np.arange(now_hour - (span_hours - 1) * HOUR, now_hour + HOUR, HOUR)
+        if _window_reaches_before_history(kpi, snapshot, int(hours[0])):
+            notes.append("window_partial")
+        table = _hourly_values(rule, dataset, kpi, frame, hours, subjects)
         times = [from_local_naive(bucket_start(int(h) + HOUR - 1)) for h in table.index]
     episodes: list[Episode] = []
     for subject in subjects:
