@@ -51,6 +51,7 @@ from data_sources.quality import (
     UNKNOWN_UNIT,
     QualityRules,
     check_catalogue,
+    undated_check,
 )
 from data_sources.records import mask_value
 from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
@@ -67,6 +68,7 @@ from data_sources.sql import (
     quality_names,
     reflect_dataset,
     time_ranges_condition,
+    undated_statement,
     unindexed_group_key,
     where_conditions,
 )
@@ -268,6 +270,11 @@ class _Pending:
     late_examples: list[dict[str, Any]] = field(default_factory=list)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reset: str | None = None
+    undated: dict[str, int] | None = None
+    """Rows without an event time per unit, when this poll recounted them (None: unchanged)."""
+    undated_examples: list[dict[str, Any]] = field(default_factory=list)
+    recount_undated: bool = False
+    """Something in the late window or among late arrivals has no event time: recount those rows."""
 
 
 @dataclass
@@ -285,6 +292,8 @@ class DatasetPoller:
     tiers: Tiers | None = None
     late: LateArrivals = field(default_factory=LateArrivals)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    undated: dict[str, int] = field(default_factory=dict)
+    """Rows whose event time is NULL, per raw unit code ("" for none): bad rows kept out of every bucket."""
     window: tuple[datetime, dict[int, tuple]] | None = None
     """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
     encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
@@ -337,16 +346,25 @@ class DatasetPoller:
     def _empty(self, keys: list[str]) -> pd.DataFrame:
         return pd.DataFrame({name: pd.Series(dtype="float64") for name in keys + list(self.aggregations)})
 
+    def _read_frame_empty(self, keys: list[str]) -> pd.DataFrame:
+        return self._empty(keys).astype(
+            {BUCKET: "int64", UNIT: "string", **({ENTITY: "string"} if ENTITY in keys else {})}
+        )
+
     def _read_frame(self, connection: Connection, statement, keys: list[str]) -> pd.DataFrame:
         result = connection.execute(statement)
         names = list(result.keys())
         rows = result.fetchall()
         if not rows:
-            return self._empty(keys).astype(
-                {BUCKET: "int64", UNIT: "string", **({ENTITY: "string"} if ENTITY in keys else {})}
-            )
+            return self._read_frame_empty(keys)
         # column by column into typed arrays: much cheaper than letting pandas infer from row objects
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+        if None in columns[BUCKET]:  # an event time the database cannot read as a time (SQLite text)
+            rows = [row for row in rows if row[names.index(BUCKET)] is not None]
+            log.warning("dataset %s: rows with an unreadable event time left out of the rollups", self.dataset.id)
+            if not rows:
+                return self._read_frame_empty(keys)
+            columns = dict(zip(names, zip(*rows, strict=True), strict=True))
         data: dict[str, Any] = {}
         for name in names:
             values = columns[name]
@@ -426,6 +444,9 @@ class DatasetPoller:
             self.examples = {}
         for check, found in pending.examples.items():
             self.examples[check] = found
+        if pending.undated is not None:
+            self.undated = pending.undated
+            self.examples[undated_check(self.dataset)] = pending.undated_examples
         if pending.late_rows:
             self.late.total += pending.late_rows
             for unit, count in pending.late_units.items():
@@ -500,9 +521,10 @@ class DatasetPoller:
         window = None
         if latest is not None:
             since = latest - timedelta(seconds=self.dataset.late_window_seconds)
-            touched = self._window_read(connection, since)
-            window = (since, {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None})
-        return _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+            window = (since, self._fingerprints(self._window_read(connection, since)))
+        pending = _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+        self._count_undated(connection, pending)
+        return pending
 
     def _tier_size(self, tier: str) -> int:
         return {"fine": self.dataset.bucket_seconds, "hourly": self.hour_size, "daily": DAY}[tier]
@@ -549,6 +571,36 @@ class DatasetPoller:
             hourly = hourly.loc[hourly[BUCKET] >= hourly_floor]
         return Tiers(fine, hourly, tiers.daily, fine_floor, hourly_floor)
 
+    @staticmethod
+    def _fingerprints(touched: list) -> dict[int | None, tuple]:
+        """Per bucket of a late-window read (None: rows without an event time): rows, newest
+        watermark and newest key."""
+        return {(None if row[0] is None else int(row[0])): tuple(row[1:]) for row in touched}
+
+    def _count_undated(self, connection: Connection, pending: _Pending) -> None:
+        """Count the rows without an event time per unit, with a few examples."""
+        reflected = self._reflect()
+        found = {}
+        for unit, count in connection.execute(undated_statement(reflected)).fetchall():
+            name = "" if unit is None else str(unit)
+            found[name] = found.get(name, 0) + int(count)
+        pending.undated = found
+        pending.undated_examples = []
+        if found:
+            column = self.dataset.event_time
+            condition = reflected.table.c[column].is_(None)
+            statement = example_statement(reflected, condition, column, limit=EXAMPLES_PER_CHECK)
+            pending.undated_examples = [
+                self._example(row, None) | {"column": column, "value": None}
+                for row in connection.execute(statement).mappings()
+            ]
+            log.warning(
+                "dataset %s: %d row(s) without %s: counted on Data health, in no figure",
+                self.dataset.id,
+                sum(found.values()),
+                column,
+            )
+
     def _window_read(self, connection: Connection, since: datetime) -> list:
         """Per bucket touched by rows past ``since``: rows, newest watermark (and newest key)."""
         reflected = self._reflect()
@@ -567,8 +619,8 @@ class DatasetPoller:
         since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
         bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
         touched = self._window_read(connection, since)
-        window = {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None}
-        newest = max((row[2] for row in touched), default=self.watermark)
+        window = self._fingerprints(touched)
+        newest = max((row[2] for row in touched if row[2] is not None), default=self.watermark)
         max_key = self.max_key
         if reflected.increasing_key:
             max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
@@ -577,10 +629,19 @@ class DatasetPoller:
         pending.window_rows = sum(int(row[1]) for row in touched)
         # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
         # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
-        unchanged = self.window[1] if self.window is not None and self.window[0] == since else {}
+        # A bucket of the last window that is gone although its newest row should still be inside the
+        # window lost its rows to a DELETE: it is recomputed too.
+        previous = self.window[1] if self.window is not None else {}
+        unchanged = previous if self.window is not None and self.window[0] == since else {}
         buckets = {b for b, fingerprint in window.items() if unchanged.get(b) != fingerprint}
+        buckets |= {b for b, (_, newest, *_) in previous.items() if b not in window and newest and newest > since}
         if reflected.increasing_key and self.max_key is not None:
             self._late_arrivals(connection, since, bucket, pending, buckets)
+        if None in buckets:  # rows without an event time changed: they are counted apart
+            buckets.discard(None)
+            pending.recount_undated = True
+        if pending.recount_undated:
+            self._count_undated(connection, pending)
         if not buckets:
             return pending
         chosen = {
@@ -630,8 +691,7 @@ class DatasetPoller:
         for row in rows:
             name = str(row[1]) if row[1] is not None else ""
             pending.late_units[name] = pending.late_units.get(name, 0) + int(row[2])
-            if row[0] is not None:
-                buckets.add(int(row[0]))
+            buckets.add(None if row[0] is None else int(row[0]))
         pending.max_key = max(k for k in (pending.max_key, *(row[3] for row in rows)) if k is not None)
         statement = (
             select(key, table.c[dataset.unit], table.c[dataset.event_time], watermark_column)
@@ -688,7 +748,7 @@ class DatasetPoller:
             checks[DUPLICATES] = (None, None)
         unit_checks = self._unit_checks(fresh)
         checks |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
-        for check in sorted(set(checks) | set(self.examples)):
+        for check in sorted(set(checks) | set(self.examples) - {undated_check(dataset)}):
             kept = [] if replace_all else self._kept_examples(check, spans)
             bad_buckets = self._bad_buckets(fresh, check)
             new: list[dict[str, Any]] = []
@@ -775,6 +835,10 @@ class DatasetPoller:
 
     # -- state, entities and publishing ----------------------------------------------------------
 
+    def _dated(self, table) -> Any:
+        """Rows with an event time: those without one are bad rows, in no figure (not even a state count)."""
+        return table.c[self.dataset.event_time].is_not(None)
+
     def _state_frame(self, connection: Connection, now: datetime) -> pd.DataFrame:
         reflected = self._reflect()
         table = reflected.table
@@ -785,7 +849,7 @@ class DatasetPoller:
         for measure in self.dataset.state:
             statement = (
                 select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
-                .where(*where_conditions(reflected, measure, now))
+                .where(*where_conditions(reflected, measure, now), self._dated(table))
                 .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
             )
             result = connection.execute(statement)
@@ -870,7 +934,7 @@ class DatasetPoller:
         ]
         if positions.state is not None:
             measure = next(m for m in self.dataset.state if m.name == positions.state)
-            conditions = where_conditions(reflected, measure, now)
+            conditions = [*where_conditions(reflected, measure, now), self._dated(table)]
         else:
             conditions = [event_time >= now - timedelta(seconds=positions.since_seconds), event_time <= now]
         statement = select(*columns).where(*conditions).order_by(table.c[self.dataset.key])
@@ -946,6 +1010,11 @@ class DatasetPoller:
             "checks": check_catalogue(self.dataset, quality_names(reflected, self.rules.bounds)),
             "examples": {check: list(found) for check, found in self.examples.items() if found},
             "late_arrivals": self.late.as_meta(),
+            "undated": {
+                "check": undated_check(self.dataset),
+                "total": sum(self.undated.values()),
+                "by_unit": dict(self.undated),
+            },
             "late_detection": reflected.increasing_key,
             "bounds": list(vars(self.rules.bounds).values()) if self.rules.bounds else None,
         }

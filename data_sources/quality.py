@@ -6,7 +6,9 @@ Checks (each named like the rollup measure that counts it, so one name travels f
 =================  ============  ======================================================================
 check              dimension     a row is bad when
 =================  ============  ======================================================================
-_missing_<col>     completeness  a ``required`` column is NULL
+_missing_<col>     completeness  a ``required`` column or the watermark is NULL
+_missing_<time>    completeness  the event time is NULL: the row has no bucket, so it is counted apart
+                                 from the rollups (per unit, whole table) and shown in every window
 _missing_unit      completeness  the ward code is NULL (counted at read time from the rollup)
 _sentinel_<col>    validity      a ``valid.*`` column holds a "no value" sentinel such as -999
 _invalid_<col>     validity      a ``valid.*`` column is outside its range (sentinels excepted)
@@ -32,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from config.datasets import Dataset
-from data_sources.sql import DUPLICATES, OUTSIDE, ROWS, Bounds
+from data_sources.sql import DUPLICATES, OUTSIDE, ROWS, Bounds, missing_measure
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ __all__ = [
     "province_bounds",
     "quality_by_ward",
     "scoped_examples",
+    "undated_check",
 ]
 
 
@@ -82,8 +85,11 @@ def province_bounds(units: pd.DataFrame, boundaries_path: str | Path | None) -> 
 
 
 def check_catalogue(dataset: Dataset, rollup_checks: list[str]) -> dict[str, dict[str, Any]]:
-    """Every check that applies to ``dataset``: its dimension and the column it is about."""
-    checks: dict[str, dict[str, Any]] = {}
+    """Every check that applies to ``dataset``: its dimension and the column it is about. Checks
+    counted outside the rollups, over the whole table rather than a time window, say ``total``."""
+    checks: dict[str, dict[str, Any]] = {
+        undated_check(dataset): {"dimension": "completeness", "column": dataset.event_time, "total": True}
+    }
     for name in rollup_checks:
         if name == ROWS:
             continue
@@ -100,8 +106,13 @@ def check_catalogue(dataset: Dataset, rollup_checks: list[str]) -> dict[str, dic
     if dataset.unit not in dataset.required:  # else the required-column check counts these rows already
         checks[MISSING_UNIT] = {"dimension": "completeness", "column": dataset.unit}
     checks[UNKNOWN_UNIT] = {"dimension": "validity", "column": dataset.unit}
-    checks[LATE] = {"dimension": "timeliness", "column": dataset.watermark}
+    checks[LATE] = {"dimension": "timeliness", "column": dataset.watermark, "total": True}
     return checks
+
+
+def undated_check(dataset: Dataset) -> str:
+    """The check counting rows whose event time is NULL (named like the other missing-value checks)."""
+    return missing_measure(dataset.event_time)
 
 
 def ward_of(unit: Any, crosswalk: dict[str, str]) -> str | None:
@@ -119,13 +130,16 @@ def quality_by_ward(
     start: int | None = None,
     wards: frozenset[str] | None = None,
     late_by_unit: dict[str, int] | None = None,
+    totals_by_unit: dict[str, dict[str, int]] | None = None,
 ) -> pd.DataFrame:
     """Rows and bad rows per check, one line per current ward (plus unknown and missing codes).
 
     ``frame`` is a rollup frame of the snapshot (recent, hourly or daily); ``start`` its first bucket.
     Lines are indexed by ward code; unknown codes keep their raw code, missing ones ``NO_WARD``, and
     both are left out when ``wards`` limits the view (they belong to no ward of the account).
-    Late arrivals come from the poller's running count per unit (not limited to the window).
+    Checks counted apart from the rollups come per raw unit code, whatever the window: late arrivals
+    (``late_by_unit``, the poller's running count) and ``totals_by_unit`` (check -> unit -> rows, e.g.
+    rows without an event time).
     """
     columns = [ROWS, *checks]
     if frame.empty or "unit" not in frame:
@@ -148,20 +162,28 @@ def quality_by_ward(
     table = table.reindex(columns=["ward", "unit_status", *columns], fill_value=0.0)
     table[LATE] = 0.0
     grouped = table.groupby(["ward", "unit_status"], dropna=False)[columns].sum().reset_index()
-    if late_by_unit:
-        for unit, count in late_by_unit.items():
-            ward = ward_of(unit or None, crosswalk)
-            label = ward or (unit or NO_WARD)
-            status = "known" if ward else ("unknown" if unit else "missing")
-            match = (grouped["ward"] == label) & (grouped["unit_status"] == status)
-            if match.any():
-                grouped.loc[match, LATE] += count
-            else:
-                extra = {c: 0.0 for c in columns} | {"ward": label, "unit_status": status, LATE: float(count)}
-                grouped = pd.concat([grouped, pd.DataFrame([extra])], ignore_index=True)
+    apart = {LATE: late_by_unit or {}} | {c: counts for c, counts in (totals_by_unit or {}).items() if c in checks}
+    for check, by_unit in apart.items():
+        for unit, count in by_unit.items():
+            grouped = _add_count(grouped, columns, check, unit, count, crosswalk)
     if wards is not None:
         grouped = grouped.loc[(grouped["unit_status"] == "known") & grouped["ward"].isin(wards)]
     return grouped.sort_values(["unit_status", "ward"]).reset_index(drop=True)
+
+
+def _add_count(
+    grouped: pd.DataFrame, columns: list[str], check: str, unit: str, count: int, crosswalk: dict[str, str]
+) -> pd.DataFrame:
+    """``grouped`` with ``count`` bad rows of ``check`` added to the line of raw code ``unit``."""
+    ward = ward_of(unit or None, crosswalk)
+    label = ward or (unit or NO_WARD)
+    status = "known" if ward else ("unknown" if unit else "missing")
+    match = (grouped["ward"] == label) & (grouped["unit_status"] == status)
+    if match.any():
+        grouped.loc[match, check] += count
+        return grouped
+    extra = {c: 0.0 for c in columns} | {"ward": label, "unit_status": status, check: float(count)}
+    return pd.concat([grouped, pd.DataFrame([extra])], ignore_index=True)
 
 
 def scoped_examples(

@@ -61,6 +61,15 @@ def missing_measure(column: str) -> str:
     return f"_missing_{column}"
 
 
+def completeness_columns(dataset: Dataset) -> tuple[str, ...]:
+    """Columns whose NULLs the rollups count per bucket: the ``required`` ones and the watermark (a
+    row without one is invisible to incremental polling). The event time is left out: a row without
+    one has no bucket, so the poller counts those rows apart (``undated_statement``)."""
+    columns = dict.fromkeys((*dataset.required, dataset.watermark))
+    columns.pop(dataset.event_time, None)
+    return tuple(columns)
+
+
 @dataclass(frozen=True)
 class Bounds:
     """A latitude/longitude box (WGS84 degrees): the province's extent for the coordinate check."""
@@ -312,7 +321,7 @@ def _count_where(condition: ColumnElement, keep: ColumnElement | None, name: str
 def quality_names(reflected: ReflectedDataset, bounds: Bounds | None) -> list[str]:
     """Names of the quality measures rolled up for this dataset (stable for one poller)."""
     dataset = reflected.dataset
-    names = [ROWS, *(missing_measure(c) for c in dataset.required)]
+    names = [ROWS, *(missing_measure(c) for c in completeness_columns(dataset))]
     for column in dataset.valid_ranges:
         names += [sentinel_measure(column), invalid_measure(column)]
     if bounds is not None and dataset.latitude and dataset.longitude:
@@ -336,7 +345,7 @@ def quality_expressions(
     expressions: list[ColumnElement] = [
         func.count(case((keep, literal(1)))).label(ROWS) if keep is not None else func.count().label(ROWS)
     ]
-    for column_name in dataset.required:
+    for column_name in completeness_columns(dataset):
         expressions.append(_count_where(source.c[column_name].is_(None), keep, missing_measure(column_name)))
     for column_name in dataset.valid_ranges:
         expressions.append(
@@ -355,7 +364,7 @@ def quality_expressions(
 def aggregate_columns(reflected: ReflectedDataset) -> list[str]:
     """Columns the rollup queries read (the de-duplicating subquery carries only these)."""
     dataset = reflected.dataset
-    names = {dataset.key, dataset.event_time, dataset.unit, *dataset.required, *dataset.valid_ranges}
+    names = {dataset.key, dataset.event_time, dataset.watermark, dataset.unit, *dataset.required, *dataset.valid_ranges}
     names |= {c for c in (dataset.entity, dataset.latitude, dataset.longitude) if c}
     names |= set(dataset.natural_key)
     for measure in (*dataset.measures, *dataset.state):
@@ -419,7 +428,7 @@ def check_conditions(reflected: ReflectedDataset, bounds: Bounds | None) -> dict
     """Per quality check (named like its rollup measure): the bad-row condition and the column it is about."""
     dataset = reflected.dataset
     checks: dict[str, tuple[ColumnElement, str | None]] = {}
-    for column_name in dataset.required:
+    for column_name in completeness_columns(dataset):
         checks[missing_measure(column_name)] = (reflected.table.c[column_name].is_(None), column_name)
     for column_name in dataset.valid_ranges:
         checks[sentinel_measure(column_name)] = (sentinel_condition(reflected, column_name), column_name)
@@ -441,6 +450,18 @@ def example_statement(
         extra.append(dataset.longitude)
     return (
         select(*(table.c[c] for c in names + extra)).where(condition).order_by(table.c[dataset.key].desc()).limit(limit)
+    )
+
+
+def undated_statement(reflected: ReflectedDataset) -> Select:
+    """Rows without an event time, per unit: they fall in no bucket, so they are counted here, apart
+    from the rollups (an ``IS NULL`` probe of the event-time index: cheap while such rows are few)."""
+    table = reflected.table
+    unit = table.c[reflected.dataset.unit]
+    return (
+        select(unit.label("unit"), func.count().label(ROWS))
+        .where(table.c[reflected.dataset.event_time].is_(None))
+        .group_by(unindexed_group_key(reflected, unit))
     )
 
 

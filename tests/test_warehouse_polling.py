@@ -35,7 +35,7 @@ from config.datasets import load_datasets
 from data_sources.admin_units import crosswalk
 from data_sources.clock import to_local_naive
 from data_sources.poller import DAY, DatasetPoller, to_epoch
-from data_sources.quality import LATE, MISSING_UNIT, UNKNOWN_UNIT, QualityRules, quality_by_ward
+from data_sources.quality import LATE, MISSING_UNIT, UNKNOWN_UNIT, QualityRules, quality_by_ward, undated_check
 from data_sources.scheduler import STATUS_NAME, Poller
 from data_sources.snapshots import MemorySnapshotStore
 from data_sources.sql import DUPLICATES, OUTSIDE, Bounds
@@ -76,7 +76,7 @@ readings = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("sensor_id", String(16)),
     Column("ward_code", String(5)),
-    Column("observed_at", DateTime, nullable=False),
+    Column("observed_at", DateTime),  # nullable, as in many warehouses: such rows are bad rows
     Column("value", Float),
     Column("lat", Float),
     Column("lon", Float),
@@ -143,10 +143,10 @@ def write(engine, rows: list[dict]) -> None:
 
 def sql_totals(engine) -> tuple[int, float]:
     """Readings and value sum straight from the warehouse, the way the KPIs should see them: valid
-    values only, each (sensor, time) once (the lowest id)."""
+    values only, each (sensor, time) once (the lowest id), rows without an event time left out."""
     first = (
         select(func.min(readings.c.id))
-        .where(readings.c.sensor_id.is_not(None))
+        .where(readings.c.sensor_id.is_not(None), readings.c.observed_at.is_not(None))
         .group_by(readings.c.sensor_id, readings.c.observed_at)
     )
     valid = (readings.c.value >= 0) & (readings.c.value <= 500) & readings.c.value.not_in([-999.0, -9999.0])
@@ -395,6 +395,71 @@ class TestBadRows:
         count, total = snapshot_totals(poller)
         assert (count, total) == sql_totals(engine)
         assert total == 10 + 11 + 12 + 13 + 14 + 15 + 16
+
+    def test_rows_without_event_time_watermark_or_ward_code_are_bad_rows_per_ward_and_in_no_figure(
+        self, warehouse, poller, clock
+    ):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        write(
+            engine,
+            [
+                reading(now, 1, sensor="OK", value=10.0),
+                reading(now, 2, sensor="NOTIME", value=20.0, observed_at=None),
+                reading(now, 3, sensor="NOWATERMARK", value=30.0, updated_at=None),
+                reading(now, 4, sensor="NOWARD", value=40.0, ward_code=None),
+            ],
+        )
+        assert poller.poll().error is None
+        # the next poll: one more undated row (in the late window, pre-2025 code) and one more row
+        # without a watermark (only the late-arrival probe by key can see it)
+        write(
+            engine,
+            [
+                reading(now, 0.5, sensor="NOTIME2", value=50.0, observed_at=None, ward_code=OLD_CODE),
+                reading(now, 0.5, sensor="NOWATERMARK2", value=60.0, updated_at=None),
+            ],
+        )
+        clock.advance(seconds=10)
+        result = poller.poll()
+        assert result.error is None and result.late_rows == 1, "the NULL-watermark row is a late arrival"
+        snapshot = poller.store.get("readings")
+        quality = snapshot.meta["quality"]
+        undated = undated_check(poller.dataset)
+        assert undated == "_missing_observed_at" and quality["checks"][undated]["dimension"] == "completeness"
+        assert quality["undated"]["total"] == 2
+        wards = quality_by_ward(
+            snapshot.frame("daily"),
+            quality["checks"],
+            HUE,
+            late_by_unit=quality["late_arrivals"]["by_unit"],
+            totals_by_unit={undated: quality["undated"]["by_unit"]},
+        )
+        vy_da = wards.loc[wards["ward"] == VY_DA].iloc[0]
+        assert vy_da[undated] == 1
+        assert wards.loc[wards["ward"] == HUE[OLD_CODE], undated].sum() == 1, "old code mapped to its ward"
+        assert vy_da["_missing_updated_at"] == 2
+        assert wards.loc[wards["unit_status"] == "missing", MISSING_UNIT].sum() == 1
+        examples = quality["examples"]
+        assert {e["event_time"] for e in examples[undated]} == {None}
+        assert len(examples[undated]) == 2
+        assert [e["column"] for e in examples["_missing_updated_at"]] == ["updated_at", "updated_at"]
+        assert examples[MISSING_UNIT][0]["unit"] is None
+        # undated rows are in no figure; the others count (their values are valid)
+        assert snapshot_totals(poller) == sql_totals(engine) == (4, 10.0 + 30 + 40 + 60)
+        # an undated row corrected inside the late window leaves the bad rows and enters the figures
+        with engine.begin() as connection:
+            connection.execute(
+                update(readings)
+                .where(readings.c.sensor_id == "NOTIME2")
+                .values(observed_at=now - timedelta(minutes=1), updated_at=now + timedelta(seconds=5))
+            )
+        clock.advance(seconds=10)
+        assert poller.poll().error is None
+        quality = poller.store.get("readings").meta["quality"]
+        assert quality["undated"]["by_unit"] == {VY_DA: 1}
+        assert [e["value"] for e in quality["examples"][undated]] == [None]
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 10.0 + 30 + 40 + 50 + 60)
 
 
 class TestFailures:
