@@ -54,6 +54,18 @@ from data_sources.quality import (
     undated_check,
 )
 from data_sources.records import mask_value
+from data_sources.rollup import (
+    BUCKET,
+    ENTITY,
+    UNIT,
+    Block,
+    Encoder,
+    Tier,
+    combine,
+    concat,
+    empty_block,
+    floored,
+)
 from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
     ROWS,
@@ -83,8 +95,9 @@ RECENT_SECONDS = 48 * HOUR
 HOURLY_SECONDS = 35 * DAY
 RETENTION = {"recent_hours": RECENT_SECONDS // HOUR, "hourly_days": HOURLY_SECONDS // DAY, "daily_days": None}
 """History kept in the snapshot: the dataset's buckets 48 h, hourly 35 days, daily without limit."""
-PARTITIONS = {"recent": HOUR, "hourly": DAY, "daily": 30 * DAY}
-"""History frames are published in parts of these periods; a poll re-encodes only the parts it changed."""
+PARTITIONS = {"recent": HOUR, "hourly": DAY, "hourly_entity": DAY, "daily": 30 * DAY}
+"""History frames are kept and published in parts of these periods; a poll re-encodes only the parts
+it changed (``hourly_entity`` exists for ``by_entity`` datasets only)."""
 RANGES_PER_QUERY = 200
 FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
 """A first poll reads history in slices this long: each statement stays short (well inside the
@@ -94,9 +107,6 @@ EXAMPLE_BUCKETS = 20
 """Newest buckets searched for example rows of one check."""
 RETRIES = 2
 BACKOFF_SECONDS = 0.5
-UNIT = "unit"
-ENTITY = "entity"
-BUCKET = "bucket"
 DURATION_NAME = "duration"
 DURATION_END = "end"
 DURATION_VALUE = "value"
@@ -134,41 +144,6 @@ def contiguous_ranges(buckets: list[int], size: int) -> list[tuple[int, int]]:
         else:
             ranges.append((start, start + size))
     return ranges
-
-
-def combine(frame: pd.DataFrame, keys: list[str], aggregations: dict[str, str]) -> pd.DataFrame:
-    """Re-aggregate rollup rows over ``keys`` (count/sum add up, min/max stay min/max)."""
-    if frame.empty:
-        return frame[keys + list(aggregations)].copy()
-    if keys == [BUCKET, UNIT]:
-        return _combine_bucket_unit(frame, aggregations)
-    grouped = frame.groupby(keys, dropna=False, sort=True)
-    additive = [name for name, agg in aggregations.items() if agg in ("count", "sum")]
-    result = grouped[additive].sum()  # one pass for every additive column (a dict of aggregates is slower)
-    for name, agg in aggregations.items():
-        if agg not in ("count", "sum"):
-            result[name] = getattr(grouped[name], agg)()
-    return result[list(aggregations)].reset_index()
-
-
-def _combine_bucket_unit(frame: pd.DataFrame, aggregations: dict[str, str]) -> pd.DataFrame:
-    """``combine`` over (bucket, unit) with numpy: the poller does this for every changed hour and day
-    of every poll, and pandas' groupby costs several times more on frames this small."""
-    codes, units = pd.factorize(frame[UNIT], use_na_sentinel=False)
-    buckets = frame[BUCKET].to_numpy(dtype="int64")
-    width = len(units) + 1
-    groups, inverse = np.unique(buckets * width + codes, return_inverse=True)
-    data: dict[str, Any] = {BUCKET: groups // width}
-    data[UNIT] = pd.array(np.asarray(units, dtype=object)[groups % width], dtype="string")
-    for name, agg in aggregations.items():
-        values = frame[name].to_numpy(dtype="float64")
-        if agg in ("count", "sum"):
-            data[name] = np.bincount(inverse, weights=np.nan_to_num(values), minlength=len(groups))
-        else:
-            found = np.full(len(groups), np.nan)
-            (np.fmax if agg == "max" else np.fmin).at(found, inverse, values)
-            data[name] = found
-    return pd.DataFrame(data)
 
 
 def floor_to(epoch: int, size: int) -> int:
@@ -225,18 +200,22 @@ class PollResult:
 
 @dataclass
 class Tiers:
-    """The rollup in its three retention tiers, each a published frame.
+    """The rollup in its three retention tiers (``data_sources.rollup.Tier``: parts of coded columns).
 
     ``fine`` holds the dataset's buckets (with entities) from ``fine_floor``; ``hourly`` every hour
     from ``hourly_floor`` (hours of the fine period derived from it); ``daily`` every day (days of the
     hourly period derived from it). Each poll replaces only the buckets, hours and days it touched.
     """
 
-    fine: pd.DataFrame
-    hourly: pd.DataFrame
-    daily: pd.DataFrame
+    fine: Tier
+    hourly: Tier
+    daily: Tier
     fine_floor: int
     hourly_floor: int
+
+    def copy(self) -> Tiers:
+        """Tiers a poll may change without touching these (parts are shared, never changed in place)."""
+        return Tiers(self.fine.copy(), self.hourly.copy(), self.daily.copy(), self.fine_floor, self.hourly_floor)
 
 
 @dataclass
@@ -300,6 +279,8 @@ class DatasetPoller:
     parts: dict[str, dict[int, EncodedFrame]] = field(default_factory=dict)
     dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
     """Parts changed since the last successful publish (None: all); cleared once a snapshot is stored."""
+    encoder: Encoder = field(default_factory=Encoder)
+    """Unit and entity codes of the rollups, and the encoding of their parts."""
     history: list[PollResult] = field(default_factory=list)
     retries: int = RETRIES
     backoff_seconds: float = BACKOFF_SECONDS
@@ -343,38 +324,37 @@ class DatasetPoller:
         fine_floor = floor_to(now_epoch - RECENT_SECONDS, self.hour_size)
         return fine_floor, floor_to(now_epoch - HOURLY_SECONDS, DAY)
 
-    def _empty(self, keys: list[str]) -> pd.DataFrame:
-        return pd.DataFrame({name: pd.Series(dtype="float64") for name in keys + list(self.aggregations)})
+    def _columns(self, keys: list[str]) -> list[str]:
+        """Columns of a rollup with ``keys``: the keys, then every rolled-up measure."""
+        return [*keys, *self.aggregations]
 
-    def _read_frame_empty(self, keys: list[str]) -> pd.DataFrame:
-        return self._empty(keys).astype(
-            {BUCKET: "int64", UNIT: "string", **({ENTITY: "string"} if ENTITY in keys else {})}
-        )
+    def _tier_columns(self, tier: str) -> list[str]:
+        return self._columns({"fine": self.keys, "hourly": self.hourly_keys, "daily": [BUCKET, UNIT]}[tier])
 
-    def _read_frame(self, connection: Connection, statement, keys: list[str]) -> pd.DataFrame:
+    def _read_block(self, connection: Connection, statement, keys: list[str]) -> Block:
+        """A grouped query's rows as a block: column by column into typed arrays, codes for strings."""
         result = connection.execute(statement)
         names = list(result.keys())
         rows = result.fetchall()
         if not rows:
-            return self._read_frame_empty(keys)
-        # column by column into typed arrays: much cheaper than letting pandas infer from row objects
+            return empty_block(self._columns(keys))
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
         if None in columns[BUCKET]:  # an event time the database cannot read as a time (SQLite text)
             rows = [row for row in rows if row[names.index(BUCKET)] is not None]
             log.warning("dataset %s: rows with an unreadable event time left out of the rollups", self.dataset.id)
             if not rows:
-                return self._read_frame_empty(keys)
+                return empty_block(self._columns(keys))
             columns = dict(zip(names, zip(*rows, strict=True), strict=True))
-        data: dict[str, Any] = {}
+        block: Block = {}
         for name in names:
             values = columns[name]
             if name == BUCKET:
-                data[name] = np.array(values, dtype="int64")
+                block[name] = np.array(values, dtype="int64")
             elif name in (UNIT, ENTITY):
-                data[name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+                block[name] = self.encoder.codes(name).encode(values)
             else:
-                data[name] = np.array(values, dtype="float64")  # NULL -> NaN, Decimal -> float
-        return pd.DataFrame(data)
+                block[name] = np.array(values, dtype="float64")  # NULL -> NaN, Decimal -> float
+        return block
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -493,7 +473,7 @@ class DatasetPoller:
             "hourly": (hourly_floor, fine_floor, FULL_LOAD_CHUNKS["hourly"]),
             "daily": (min(first_day, hourly_floor), hourly_floor, FULL_LOAD_CHUNKS["daily"]),
         }
-        read = {}
+        read: dict[str, Block] = {}
         for tier, (start, end, step) in tier_ranges.items():
             if end is None:  # the fine tier runs on into rows stamped in the future
                 until = max(start, floor_to(to_epoch(now), step) + step)
@@ -504,20 +484,19 @@ class DatasetPoller:
             for low, high in slices:
                 span = [(bucket_start(low), bucket_start(high) if high is not None else None)]
                 parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, span)))
-            read[tier] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        fine = read["fine"]
-        hours = set(floor_to(fine[BUCKET], self.hour_size))
-        by_entity = self.dataset.by_entity
-        hourly = pd.concat(
-            [read["hourly"], self._derive(fine, hours, self.hour_size, keep_entity=by_entity)], ignore_index=True
-        )
-        days = set(floor_to(hourly[BUCKET], DAY))
-        daily = pd.concat([read["daily"], self._derive(hourly, days, DAY)], ignore_index=True)
+            read[tier] = concat(parts, self._tier_columns(tier))
+        fine = self._new_tier("fine", read["fine"])
+        hours = set(floor_to(read["fine"][BUCKET], self.hour_size).tolist())
+        from_fine = self._derive(fine, hours, self.hour_size, keep_entity=self.dataset.by_entity)
+        hourly = self._new_tier("hourly", concat([read["hourly"], from_fine], self._tier_columns("hourly")))
+        days = {floor_to(p, DAY) for p in hourly.parts}
+        from_hours = self._derive(hourly, days, DAY)
+        daily = self._new_tier("daily", concat([read["daily"], from_hours], self._tier_columns("daily")))
         tiers = Tiers(fine, hourly, daily, fine_floor, hourly_floor)
-        fresh = {tier: (frame, self._tier_size(tier)) for tier, frame in read.items()}
+        fresh = {tier: (block, self._tier_size(tier)) for tier, block in read.items()}
         examples = self._examples(connection, fresh, replace_all=True)
-        rows = sum(int(f[ROWS].sum()) for f in read.values())
-        buckets = sum(len(f[BUCKET].unique()) for f in read.values())
+        rows = sum(int(b[ROWS].sum()) for b in read.values())
+        buckets = sum(len(np.unique(b[BUCKET])) for b in read.values())
         window = None
         if latest is not None:
             since = latest - timedelta(seconds=self.dataset.late_window_seconds)
@@ -529,47 +508,34 @@ class DatasetPoller:
     def _tier_size(self, tier: str) -> int:
         return {"fine": self.dataset.bucket_seconds, "hourly": self.hour_size, "daily": DAY}[tier]
 
-    def _grouped(self, connection: Connection, now: datetime, tier: str, condition) -> pd.DataFrame:
+    def _new_tier(self, tier: str, block: Block) -> Tier:
+        period = PARTITIONS[{"fine": "recent"}.get(tier, tier)]
+        return Tier.of(block, self._tier_size(tier), period, self._tier_columns(tier))
+
+    def _grouped(self, connection: Connection, now: datetime, tier: str, condition) -> Block:
         by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
         statement = grouped_statement(
             self._reflect(), now, self._tier_size(tier), condition, by_entity=by_entity, bounds=self.rules.bounds
         )
         keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
-        return self._read_frame(connection, statement, keys)
+        return self._read_block(connection, statement, keys)
 
-    def _derive(self, frame: pd.DataFrame, periods: set[int], size: int, *, keep_entity: bool = False) -> pd.DataFrame:
-        """Rows of ``frame`` in the given ``size``-second periods, re-aggregated per (period, unit)
+    def _derive(self, tier: Tier, periods: set[int], size: int, *, keep_entity: bool = False) -> Block:
+        """Rows of ``tier`` in the given ``size``-second periods, re-aggregated per (period, unit)
         (and entity, with ``keep_entity``)."""
-        keys = [BUCKET, UNIT, ENTITY] if keep_entity and ENTITY in frame else [BUCKET, UNIT]
-        if not periods:
-            return self._empty(keys)
-        buckets = frame[BUCKET]
-        near = frame.loc[(buckets >= min(periods)) & (buckets < max(periods) + size)]  # cheap cut first
-        starts = floor_to(near[BUCKET], size)
-        part = near.loc[starts.isin(periods)].assign(**{BUCKET: starts})
-        if ENTITY not in keys:
-            part = part.drop(columns=[ENTITY], errors="ignore")
-        return combine(part, keys, self.aggregations)
+        keys = [BUCKET, UNIT, ENTITY] if keep_entity and ENTITY in tier.columns else [BUCKET, UNIT]
+        rows = floored(tier.select(periods, size), size)
+        return combine(rows, keys, self.aggregations)
 
-    @staticmethod
-    def _replace(frame: pd.DataFrame, buckets: set[int], fresh: list[pd.DataFrame]) -> pd.DataFrame:
-        """``frame`` with the rows of ``buckets`` replaced by ``fresh``."""
-        if not buckets:
-            return frame
-        kept = frame.loc[~frame[BUCKET].isin(buckets)]
-        parts = [f for f in (kept, *fresh) if not f.empty]
-        return pd.concat(parts, ignore_index=True) if parts else kept
-
-    def _advanced(self, floors: tuple[int, int]) -> Tiers:
-        """The tiers with buckets past their tier's horizon dropped (their hours and days stay)."""
-        tiers = self.tiers
-        fine_floor, hourly_floor = max(floors[0], tiers.fine_floor), max(floors[1], tiers.hourly_floor)
-        fine, hourly = tiers.fine, tiers.hourly
-        if fine_floor > tiers.fine_floor and (fine[BUCKET] < fine_floor).any():
-            fine = fine.loc[fine[BUCKET] >= fine_floor]
-        if hourly_floor > tiers.hourly_floor and (hourly[BUCKET] < hourly_floor).any():
-            hourly = hourly.loc[hourly[BUCKET] >= hourly_floor]
-        return Tiers(fine, hourly, tiers.daily, fine_floor, hourly_floor)
+    def _advanced(self, floors: tuple[int, int]) -> tuple[Tiers, dict[str, set[int]]]:
+        """Copies of the tiers with buckets past their tier's horizon dropped (their hours and days
+        stay), and the parts that changed doing so."""
+        tiers = self.tiers.copy()
+        tiers.fine_floor = max(floors[0], tiers.fine_floor)
+        tiers.hourly_floor = max(floors[1], tiers.hourly_floor)
+        recent = tiers.fine.drop_before(tiers.fine_floor)
+        hourly = tiers.hourly.drop_before(tiers.hourly_floor)
+        return tiers, {"recent": recent, "hourly": hourly, "hourly_entity": set(hourly)}
 
     @staticmethod
     def _fingerprints(touched: list) -> dict[int | None, tuple]:
@@ -615,7 +581,7 @@ class DatasetPoller:
     def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
-        tiers = self._advanced(floors)
+        tiers, aged = self._advanced(floors)
         since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
         bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
         touched = self._window_read(connection, since)
@@ -625,7 +591,7 @@ class DatasetPoller:
         if reflected.increasing_key:
             max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
         pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0, window=(since, window))
-        pending.dirty = {name: set() for name in PARTITIONS}
+        pending.dirty = {name: set(aged.get(name, ())) for name in PARTITIONS}
         pending.window_rows = sum(int(row[1]) for row in touched)
         # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
         # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
@@ -642,36 +608,40 @@ class DatasetPoller:
             pending.recount_undated = True
         if pending.recount_undated:
             self._count_undated(connection, pending)
-        if not buckets:
-            return pending
-        chosen = {
-            "fine": {b for b in buckets if b >= tiers.fine_floor},
-            "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
-            "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
-        }
+        if buckets:
+            chosen = {
+                "fine": {b for b in buckets if b >= tiers.fine_floor},
+                "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
+                "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
+            }
+            self._recompute_buckets(connection, now, chosen, pending)
+        return pending
+
+    def _recompute_buckets(
+        self, connection: Connection, now: datetime, chosen: dict[str, set[int]], pending: _Pending
+    ) -> None:
+        """Read the ``chosen`` buckets of each tier again and put them, with the hours and days they
+        belong to, in ``pending``'s tiers; collect example rows of what they hold."""
+        dataset = self.dataset
+        tiers = pending.tiers
         read = {tier: self._recompute(connection, now, tier, found) for tier, found in chosen.items() if found}
-        empty = self._empty([BUCKET, UNIT])
-        tiers.fine = self._replace(tiers.fine, chosen["fine"], [read.get("fine", empty)])
+        dirty = pending.dirty
+        dirty["recent"] |= tiers.fine.replace(chosen["fine"], read.get("fine", empty_block(tiers.fine.columns)))
         hours_from_fine = {floor_to(b, self.hour_size) for b in chosen["fine"]}
         hours = hours_from_fine | chosen["hourly"]
         from_fine = self._derive(tiers.fine, hours_from_fine, self.hour_size, keep_entity=dataset.by_entity)
-        tiers.hourly = self._replace(tiers.hourly, hours, [from_fine, read.get("hourly", empty)])
+        fresh_hours = concat([from_fine, read.get("hourly", empty_block(tiers.hourly.columns))], tiers.hourly.columns)
+        changed_days = tiers.hourly.replace(hours, fresh_hours)
+        dirty["hourly"] |= changed_days
+        dirty["hourly_entity"] |= changed_days
         days_from_hours = {floor_to(h, DAY) for h in hours}
-        tiers.daily = self._replace(
-            tiers.daily,
-            days_from_hours | chosen["daily"],
-            [self._derive(tiers.hourly, days_from_hours, DAY), read.get("daily", empty)],
-        )
-        pending.rows_read = sum(int(f[ROWS].sum()) for f in read.values())
-        pending.buckets = sum(len(found) for found in chosen.values())
-        days = days_from_hours | chosen["daily"]
-        pending.dirty = {
-            "recent": {floor_to(b, PARTITIONS["recent"]) for b in chosen["fine"]},
-            "hourly": {floor_to(h, PARTITIONS["hourly"]) for h in hours},
-            "daily": {floor_to(d, PARTITIONS["daily"]) for d in days},
-        }
-        pending.examples = self._examples(connection, {t: (f, self._tier_size(t)) for t, f in read.items()})
-        return pending
+        from_hours = self._derive(tiers.hourly, days_from_hours, DAY)
+        fresh_days = concat([from_hours, read.get("daily", empty_block(tiers.daily.columns))], tiers.daily.columns)
+        dirty["daily"] |= tiers.daily.replace(days_from_hours | chosen["daily"], fresh_days)
+        pending.rows_read += sum(int(b[ROWS].sum()) for b in read.values())
+        pending.buckets += sum(len(found) for found in chosen.values())
+        examples = self._examples(connection, {t: (b, self._tier_size(t)) for t, b in read.items()})
+        pending.examples |= examples
 
     def _late_arrivals(self, connection: Connection, since: datetime, bucket, pending: _Pending, buckets: set) -> None:
         """Rows inserted since the last poll whose watermark is older than the late window (or NULL)."""
@@ -718,7 +688,7 @@ class DatasetPoller:
             dataset.late_window_seconds,
         )
 
-    def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> pd.DataFrame:
+    def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> Block:
         reflected = self._reflect()
         size = self._tier_size(tier)
         ranges = contiguous_ranges(sorted(buckets), size)
@@ -726,12 +696,12 @@ class DatasetPoller:
         for offset in range(0, len(ranges), RANGES_PER_QUERY):
             chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
             parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, chunk)))
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return concat(parts, self._tier_columns(tier))
 
     # -- quality examples ------------------------------------------------------------------------
 
     def _examples(
-        self, connection: Connection, fresh: dict[str, tuple[pd.DataFrame, int]], *, replace_all: bool = False
+        self, connection: Connection, fresh: dict[str, tuple[Block, int]], *, replace_all: bool = False
     ) -> dict[str, list[dict[str, Any]]]:
         """A few example rows of every check that found bad rows in the freshly computed buckets.
 
@@ -740,22 +710,24 @@ class DatasetPoller:
         """
         reflected = self._reflect()
         dataset = self.dataset
-        conditions = check_conditions(reflected, self.rules.bounds)
-        spans = [(b, b + size) for frame, size in fresh.values() for b in frame[BUCKET].unique()]
+        names = set(self.aggregations) - {ROWS, *(m.name for m in dataset.measures)}
+        spans = [(b, b + size) for block, size in fresh.values() for b in np.unique(block[BUCKET]).tolist()]
         found: dict[str, list[dict[str, Any]]] = {}
-        checks: dict[str, tuple[Any, str | None]] = dict(conditions)
-        if dataset.natural_key:
-            checks[DUPLICATES] = (None, None)
         unit_checks = self._unit_checks(fresh)
-        checks |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
-        for check in sorted(set(checks) | set(self.examples) - {undated_check(dataset)}):
+        checked = names | set(unit_checks)
+        conditions: dict[str, tuple[Any, str | None]] | None = None
+        for check in sorted(checked | set(self.examples) - {undated_check(dataset)}):
             kept = [] if replace_all else self._kept_examples(check, spans)
             bad_buckets = self._bad_buckets(fresh, check)
             new: list[dict[str, Any]] = []
-            if bad_buckets and check in checks:
+            if bad_buckets and check in checked:
+                if conditions is None:  # built only when some check found bad rows
+                    conditions = dict(check_conditions(reflected, self.rules.bounds))
+                    conditions[DUPLICATES] = (None, None)
+                    conditions |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
                 ranges = [(bucket_start(a), bucket_start(b)) for a, b in bad_buckets]
                 where = time_ranges_condition(reflected, ranges)
-                condition, column = checks[check]
+                condition, column = conditions[check]
                 if check == DUPLICATES:
                     statement = duplicate_example_statement(reflected, where, limit=EXAMPLES_PER_CHECK)
                     column = dataset.natural_key[0]
@@ -770,16 +742,16 @@ class DatasetPoller:
             found[check] = merged[:EXAMPLES_PER_CHECK]
         return found
 
-    def _unit_checks(self, fresh: dict[str, tuple[pd.DataFrame, int]]) -> dict[str, Any]:
+    def _unit_checks(self, fresh: dict[str, tuple[Block, int]]) -> dict[str, Any]:
         """Conditions for rows with no ward code and with codes neither current nor pre-2025."""
         table = self._reflect().table
         unit = table.c[self.dataset.unit]
-        codes = set()
-        missing = False
-        for frame, _ in fresh.values():
-            present = frame.loc[frame[ROWS] > 0, UNIT]
-            missing |= bool(present.isna().any())
-            codes |= set(present.dropna())
+        present: set[int] = set()
+        for block, _ in fresh.values():
+            present.update(np.unique(block[UNIT][block[ROWS] > 0]).tolist())
+        missing = 0 in present
+        names = self.encoder.units.names
+        codes = {names[code] for code in present if code}
         checks: dict[str, Any] = {}
         if (missing or MISSING_UNIT in self.examples) and self.dataset.unit not in self.dataset.required:
             checks[MISSING_UNIT] = unit.is_(None)
@@ -799,19 +771,21 @@ class DatasetPoller:
                 kept.append(example)
         return kept
 
-    def _bad_buckets(self, fresh: dict[str, tuple[pd.DataFrame, int]], check: str) -> list[tuple[int, int]]:
+    def _bad_buckets(self, fresh: dict[str, tuple[Block, int]], check: str) -> list[tuple[int, int]]:
         """(start, end) of the newest buckets where ``check`` counted bad rows."""
         found = []
-        for frame, size in fresh.values():
-            if check in frame:
-                bad = frame.loc[frame[check] > 0, BUCKET]
+        for block, size in fresh.values():
+            units = block[UNIT]
+            if check in block:
+                bad = block[BUCKET][block[check] > 0]
             elif check == MISSING_UNIT:
-                bad = frame.loc[frame[UNIT].isna() & (frame[ROWS] > 0), BUCKET]
+                bad = block[BUCKET][(units == 0) & (block[ROWS] > 0)]
             elif check == UNKNOWN_UNIT and self.rules.known_units is not None:
-                bad = frame.loc[frame[UNIT].notna() & ~frame[UNIT].isin(self.rules.known_units), BUCKET]
+                known = self.encoder.units.mask(self.rules.known_units)
+                bad = block[BUCKET][~known[units] & (units != 0)]
             else:
                 continue
-            found += [(int(b), int(b) + size) for b in bad.unique()]
+            found += [(b, b + size) for b in np.unique(bad).tolist()]
         return sorted(set(found), reverse=True)[:EXAMPLE_BUCKETS]
 
     def _example(self, row, column: str | None) -> dict[str, Any]:
@@ -946,31 +920,51 @@ class DatasetPoller:
         )
         return frame
 
+    def _history_names(self) -> list[str]:
+        """The published history frames (``hourly_entity``: per entity, for ``by_entity`` datasets)."""
+        return ["recent", "hourly", "daily"] + (["hourly_entity"] if self.dataset.by_entity else [])
+
+    def _history_columns(self, name: str) -> list[str]:
+        keys = {"recent": self.keys, "hourly_entity": self.hourly_keys}.get(name, [BUCKET, UNIT])
+        return self._columns(keys)
+
+    def _history_tier(self, name: str) -> Tier | None:
+        tiers = self.tiers
+        if tiers is None:
+            return None
+        return {"recent": tiers.fine, "hourly": tiers.hourly, "hourly_entity": tiers.hourly, "daily": tiers.daily}[name]
+
+    def _history_block(self, name: str, block: Block) -> Block:
+        """Rows of a tier as the frame ``name`` publishes them (``hourly`` sums the entity away)."""
+        if name == "hourly" and self.dataset.by_entity:
+            return combine(block, [BUCKET, UNIT], self.aggregations)
+        return block
+
     def rollup_frames(self) -> dict[str, pd.DataFrame]:
         """The history tiers as published: ``recent`` (fine), ``hourly`` (35 days), ``daily`` (all)."""
-        if self.tiers is None:
-            empty = self._empty([BUCKET, UNIT])
-            frames = {"recent": self._empty(self.keys), "hourly": empty, "daily": empty}
-            return frames | ({"hourly_entity": self._empty(self.hourly_keys)} if self.dataset.by_entity else {})
-        tiers = self.tiers
-        if not self.dataset.by_entity:
-            return {"recent": tiers.fine, "hourly": tiers.hourly, "daily": tiers.daily}
-        hourly = combine(tiers.hourly, [BUCKET, UNIT], self.aggregations)  # the entity summed away
-        return {"recent": tiers.fine, "hourly": hourly, "daily": tiers.daily, "hourly_entity": tiers.hourly}
+        frames = {}
+        for name in self._history_names():
+            tier = self._history_tier(name)
+            columns = self._history_columns(name)
+            block = self._history_block(name, tier.block()) if tier is not None else empty_block(columns)
+            frames[name] = self.encoder.to_frame(block, columns)
+        return frames
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The snapshot frames: the history tiers, and the current state and entities of the last poll."""
-        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
-        return self.rollup_frames() | empty | self._current
+        return self.rollup_frames() | self._current_frames()
 
-    def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
+    def _current_frames(self) -> dict[str, pd.DataFrame]:
+        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
+        return empty | self._current
+
+    def _encoded(self) -> dict[str, EncodedFrame]:
         """Frames encoded for the store: history frames in parts, re-encoding only the parts changed
         since the last publish; other frames re-used as they were when unchanged."""
         encoded: dict[str, EncodedFrame] = {}
-        for name, frame in frames.items():
-            if name in PARTITIONS:
-                encoded |= self._partitioned(name, frame)
-                continue
+        for name in self._history_names():
+            encoded |= self._partitioned(name)
+        for name, frame in self._current_frames().items():
             previous = self.encoded.get(name)
             if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
                 encoded[name] = previous[1]
@@ -979,28 +973,20 @@ class DatasetPoller:
                 self.encoded[name] = (frame, encoded[name])
         return encoded
 
-    def _partitioned(self, name: str, frame: pd.DataFrame) -> dict[str, EncodedFrame]:
-        size = PARTITIONS[name]
+    def _partitioned(self, name: str) -> dict[str, EncodedFrame]:
+        """One history frame as parts ``name@period``, encoding only the parts changed (or new)."""
+        tier = self._history_tier(name)
         cache = self.parts.setdefault(name, {})
-        dirty = self.dirty.get(name)
-        if dirty is None:
+        columns = self._history_columns(name)
+        if tier is None or not tier.parts:
             cache.clear()
-            for period, part in frame.groupby(floor_to(frame[BUCKET], size), sort=True):
-                cache[int(period)] = encoded_frame(part)
-        else:
-            buckets = frame[BUCKET]
-            for period in dirty:
-                part = frame.loc[(buckets >= period) & (buckets < period + size)]
-                if part.empty:
-                    cache.pop(period, None)
-                else:
-                    cache[period] = encoded_frame(part)
-        if self.tiers is not None:  # parts that aged out of their tier
-            floor = {"recent": self.tiers.fine_floor, "hourly": self.tiers.hourly_floor}.get(name)
-            for period in [p for p in cache if floor is not None and p + size <= floor]:
-                del cache[period]
-        if not cache:
-            return {name: encoded_frame(frame)}  # an empty frame still carries its columns
+            return {name: self.encoder.encode(empty_block(columns), columns)}  # an empty frame keeps its columns
+        dirty = self.dirty.get(name)
+        for period in [p for p in cache if p not in tier.parts]:  # aged out of the tier, or emptied
+            del cache[period]
+        changed = set(tier.parts) if dirty is None else {p for p in dirty if p in tier.parts}
+        for period in changed | (tier.parts.keys() - cache.keys()):
+            cache[period] = self.encoder.encode(self._history_block(name, tier.parts[period]), columns)
         return {f"{name}{PART_SEPARATOR}{period}": cache[period] for period in sorted(cache)}
 
     def quality_meta(self) -> dict[str, Any]:
@@ -1020,9 +1006,7 @@ class DatasetPoller:
         }
 
     def _publish(self, now: datetime) -> Snapshot:
-        frames = self.frames()
-        fine = self.tiers.fine if self.tiers is not None else None
-        newest_event = int(fine[BUCKET].max()) if fine is not None and not fine.empty else None
+        newest_event = self.tiers.fine.newest() if self.tiers is not None else None
         meta: dict[str, Any] = {
             "dataset": self.dataset.id,
             "sector": self.dataset.sector,
@@ -1041,6 +1025,6 @@ class DatasetPoller:
             },
             "quality": self.quality_meta(),
         }
-        snapshot = self.store.put(self.dataset.id, meta, self._encoded(frames))
+        snapshot = self.store.put(self.dataset.id, meta, self._encoded())
         self.dirty = {name: set() for name in PARTITIONS}
         return snapshot

@@ -60,6 +60,11 @@ def encode_frame(frame: pd.DataFrame | EncodedFrame) -> bytes:
     if isinstance(frame, EncodedFrame):
         return frame.payload
     table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)  # threads cost more than they save here
+    return encode_table(table)
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """An Arrow table as an LZ4-compressed IPC stream (what ``decode_frame`` reads)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
