@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import redis
-from sqlalchemy import Connection, Engine, exc, func, or_, select
+from sqlalchemy import BindParameter, Connection, Engine, Select, bindparam, exc, func, or_, select
 
 from config.datasets import Dataset, Duration
 from data_sources.clock import Clock, to_local_naive
@@ -112,6 +112,16 @@ DURATION_END = "end"
 DURATION_VALUE = "value"
 DURATION_SECONDS = HOURLY_SECONDS
 """How far back (by end time) the ``durations`` frame keeps finished records."""
+EMPTY_STATE = pd.DataFrame(columns=[UNIT])
+EMPTY_ENTITIES = pd.DataFrame()
+EMPTY_DURATIONS = pd.DataFrame(columns=[UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE])
+"""Shared, never changed: a dataset without state, entities or durations publishes the same object
+every poll, so the publisher sees at once that it is unchanged."""
+
+NOW = bindparam("now")
+"""The poll's time in cached statements (filters with the value "now")."""
+STATEMENT_SHAPES = 64
+"""Statements kept built per poller (one per shape: tier and number of time ranges)."""
 
 TRANSIENT_ERRORS = (
     exc.OperationalError,
@@ -286,6 +296,8 @@ class DatasetPoller:
     backoff_seconds: float = BACKOFF_SECONDS
     sleep: Callable[[float], None] = time.sleep
     _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
+    _statements: dict[Any, Select] = field(default_factory=dict, repr=False)
+    _statements_for: ReflectedDataset | None = field(default=None, repr=False)
     _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     """State and entities read by the last poll, on its connection."""
 
@@ -331,9 +343,21 @@ class DatasetPoller:
     def _tier_columns(self, tier: str) -> list[str]:
         return self._columns({"fine": self.keys, "hourly": self.hourly_keys, "daily": [BUCKET, UNIT]}[tier])
 
-    def _read_block(self, connection: Connection, statement, keys: list[str]) -> Block:
+    def _statement(self, shape: Any, build: Callable[[], Select]) -> Select:
+        """The statement of ``shape``, built once: values that change between polls (the poll time, time
+        ranges, the watermark) are bound parameters given at execution. Building a grouped statement
+        and its cache key costs more than a poll's own numpy work."""
+        reflected = self._reflect()
+        if self._statements_for is not reflected or len(self._statements) > STATEMENT_SHAPES:
+            self._statements, self._statements_for = {}, reflected
+        found = self._statements.get(shape)
+        if found is None:
+            found = self._statements[shape] = build()
+        return found
+
+    def _read_block(self, connection: Connection, statement, keys: list[str], parameters: dict[str, Any]) -> Block:
         """A grouped query's rows as a block: column by column into typed arrays, codes for strings."""
-        result = connection.execute(statement)
+        result = connection.execute(statement, parameters)
         names = list(result.keys())
         rows = result.fetchall()
         if not rows:
@@ -440,7 +464,7 @@ class DatasetPoller:
         watermark_column = table.c[dataset.watermark]
         floors = self._floors(to_epoch(now))
         with self.engine.connect() as connection, statement_timeout(connection, dataset.statement_timeout_seconds):
-            latest = connection.execute(select(func.max(watermark_column))).scalar()
+            latest = connection.execute(self._statement("latest", lambda: select(func.max(watermark_column)))).scalar()
             reset = None
             if self.tiers is not None and self.watermark is not None and (latest is None or latest < self.watermark):
                 reset = f"newest {dataset.watermark} went back from {self.watermark} to {latest}: rollups rebuilt"
@@ -483,7 +507,7 @@ class DatasetPoller:
             parts = []
             for low, high in slices:
                 span = [(bucket_start(low), bucket_start(high) if high is not None else None)]
-                parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, span)))
+                parts.append(self._grouped(connection, now, tier, span))
             read[tier] = concat(parts, self._tier_columns(tier))
         fine = self._new_tier("fine", read["fine"])
         hours = set(floor_to(read["fine"][BUCKET], self.hour_size).tolist())
@@ -512,13 +536,33 @@ class DatasetPoller:
         period = PARTITIONS[{"fine": "recent"}.get(tier, tier)]
         return Tier.of(block, self._tier_size(tier), period, self._tier_columns(tier))
 
-    def _grouped(self, connection: Connection, now: datetime, tier: str, condition) -> Block:
+    def _grouped(
+        self, connection: Connection, now: datetime, tier: str, spans: list[tuple[datetime | None, datetime | None]]
+    ) -> Block:
+        """Measures and quality counts of ``tier`` over event-time ``spans`` (half-open; None: open)."""
+        reflected = self._reflect()
         by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
-        statement = grouped_statement(
-            self._reflect(), now, self._tier_size(tier), condition, by_entity=by_entity, bounds=self.rules.bounds
+        shape = ("grouped", tier, tuple((low is None, high is None) for low, high in spans))
+        bounds: list[tuple[BindParameter | None, BindParameter | None]] = [
+            (None if low is None else bindparam(f"low{i}"), None if high is None else bindparam(f"high{i}"))
+            for i, (low, high) in enumerate(spans)
+        ]
+        statement = self._statement(
+            shape,
+            lambda: grouped_statement(
+                reflected,
+                NOW,
+                self._tier_size(tier),
+                time_ranges_condition(reflected, bounds),
+                by_entity=by_entity,
+                bounds=self.rules.bounds,
+            ),
         )
+        parameters: dict[str, Any] = {"now": now}
+        for i, (low, high) in enumerate(spans):
+            parameters |= {f"low{i}": low, f"high{i}": high}
         keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
-        return self._read_block(connection, statement, keys)
+        return self._read_block(connection, statement, keys, parameters)
 
     def _derive(self, tier: Tier, periods: set[int], size: int, *, keep_entity: bool = False) -> Block:
         """Rows of ``tier`` in the given ``size``-second periods, re-aggregated per (period, unit)
@@ -570,20 +614,23 @@ class DatasetPoller:
     def _window_read(self, connection: Connection, since: datetime) -> list:
         """Per bucket touched by rows past ``since``: rows, newest watermark (and newest key)."""
         reflected = self._reflect()
-        table = reflected.table
-        watermark_column = table.c[self.dataset.watermark]
-        bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
-        columns = [bucket, func.count(), func.max(watermark_column)]
-        if reflected.increasing_key:
-            columns.append(func.max(table.c[self.dataset.key]))
-        return connection.execute(select(*columns).where(watermark_column > since).group_by(bucket)).fetchall()
+
+        def build() -> Select:
+            table = reflected.table
+            watermark_column = table.c[self.dataset.watermark]
+            bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
+            columns = [bucket, func.count(), func.max(watermark_column)]
+            if reflected.increasing_key:
+                columns.append(func.max(table.c[self.dataset.key]))
+            return select(*columns).where(watermark_column > bindparam("since")).group_by(bucket)
+
+        return connection.execute(self._statement("window", build), {"since": since}).fetchall()
 
     def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
         tiers, aged = self._advanced(floors)
         since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
-        bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
         touched = self._window_read(connection, since)
         window = self._fingerprints(touched)
         newest = max((row[2] for row in touched if row[2] is not None), default=self.watermark)
@@ -602,7 +649,7 @@ class DatasetPoller:
         buckets = {b for b, fingerprint in window.items() if unchanged.get(b) != fingerprint}
         buckets |= {b for b, (_, newest, *_) in previous.items() if b not in window and newest and newest > since}
         if reflected.increasing_key and self.max_key is not None:
-            self._late_arrivals(connection, since, bucket, pending, buckets)
+            self._late_arrivals(connection, since, pending, buckets)
         if None in buckets:  # rows without an event time changed: they are counted apart
             buckets.discard(None)
             pending.recount_undated = True
@@ -643,18 +690,24 @@ class DatasetPoller:
         examples = self._examples(connection, {t: (b, self._tier_size(t)) for t, b in read.items()})
         pending.examples |= examples
 
-    def _late_arrivals(self, connection: Connection, since: datetime, bucket, pending: _Pending, buckets: set) -> None:
+    def _late_arrivals(self, connection: Connection, since: datetime, pending: _Pending, buckets: set) -> None:
         """Rows inserted since the last poll whose watermark is older than the late window (or NULL)."""
         reflected = self._reflect()
         dataset = self.dataset
         table = reflected.table
         watermark_column = table.c[dataset.watermark]
         key = table.c[dataset.key]
-        condition = (key > self.max_key) & or_(watermark_column <= since, watermark_column.is_(None))
-        unit = table.c[dataset.unit].label(UNIT)
-        rows = connection.execute(
-            select(bucket, unit, func.count(), func.max(key)).where(condition).group_by(bucket, unit)
-        ).fetchall()
+        condition = (key > bindparam("max_key")) & or_(
+            watermark_column <= bindparam("since"), watermark_column.is_(None)
+        )
+        parameters = {"max_key": self.max_key, "since": since}
+
+        def build() -> Select:
+            bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
+            unit = table.c[dataset.unit].label(UNIT)
+            return select(bucket, unit, func.count(), func.max(key)).where(condition).group_by(bucket, unit)
+
+        rows = connection.execute(self._statement("late", build), parameters).fetchall()
         if not rows:
             return
         pending.late_rows = sum(int(row[2]) for row in rows)
@@ -679,7 +732,7 @@ class DatasetPoller:
                 "value": _jsonable(row[3]),
                 "seen_at": seen,
             }
-            for row in connection.execute(statement).fetchall()
+            for row in connection.execute(statement, parameters).fetchall()
         ]
         log.warning(
             "dataset %s: %d row(s) arrived after the %d s late window; counted and reported on Data health",
@@ -689,13 +742,12 @@ class DatasetPoller:
         )
 
     def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> Block:
-        reflected = self._reflect()
         size = self._tier_size(tier)
         ranges = contiguous_ranges(sorted(buckets), size)
         parts = []
         for offset in range(0, len(ranges), RANGES_PER_QUERY):
             chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
-            parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, chunk)))
+            parts.append(self._grouped(connection, now, tier, chunk))
         return concat(parts, self._tier_columns(tier))
 
     # -- quality examples ------------------------------------------------------------------------
@@ -821,16 +873,19 @@ class DatasetPoller:
             keys.append(table.c[self.dataset.entity].label(ENTITY))
         frames = []
         for measure in self.dataset.state:
-            statement = (
-                select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
-                .where(*where_conditions(reflected, measure, now), self._dated(table))
-                .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
-            )
-            result = connection.execute(statement)
+
+            def build(measure=measure) -> Select:
+                return (
+                    select(*keys, measure_expression(reflected, measure, NOW, filters_in_where=True))
+                    .where(*where_conditions(reflected, measure, NOW), self._dated(table))
+                    .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
+                )
+
+            result = connection.execute(self._statement(("state", measure.name), build), {"now": now})
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             frames.append(frame.set_index([k.name for k in keys]))
         if not frames:
-            return pd.DataFrame(columns=[UNIT])
+            return EMPTY_STATE
         state = pd.concat(frames, axis=1).fillna(0).reset_index()
         state[UNIT] = state[UNIT].astype("string")
         return state
@@ -839,7 +894,7 @@ class DatasetPoller:
         reflected = self._reflect()
         reference = self.dataset.reference
         if reference is None or reflected.reference is None:
-            return pd.DataFrame()
+            return EMPTY_ENTITIES
         table = reflected.reference
         columns = [table.c[reference.key].label("entity"), table.c[reference.name].label("name")]
         for optional, label in ((reference.lat, "lat"), (reference.lon, "lon")):
@@ -862,7 +917,7 @@ class DatasetPoller:
         """
         columns = [UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE]
         if not self.dataset.durations:
-            return pd.DataFrame(columns=columns)
+            return EMPTY_DURATIONS
         table = self._reflect().table
         parts = [self._read_durations(connection, table, duration, now) for duration in self.dataset.durations]
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
@@ -955,7 +1010,7 @@ class DatasetPoller:
         return self.rollup_frames() | self._current_frames()
 
     def _current_frames(self) -> dict[str, pd.DataFrame]:
-        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
+        empty = {"state": EMPTY_STATE, "entities": EMPTY_ENTITIES}
         return empty | self._current
 
     def _encoded(self) -> dict[str, EncodedFrame]:

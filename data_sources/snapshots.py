@@ -351,11 +351,10 @@ class SQLiteSnapshotStore:
                 "INSERT INTO snapshots (dataset, version, created_at, meta) VALUES (?, ?, ?, ?)",
                 (dataset, version, created_at.isoformat(), meta_json),
             )
-            for frame in {e.digest: e for e in encoded.values()}.values():
-                if conn.execute("SELECT 1 FROM frame_blobs WHERE digest = ?", (frame.digest,)).fetchone() is None:
-                    conn.execute(
-                        "INSERT INTO frame_blobs (digest, payload) VALUES (?, ?)", (frame.digest, frame.payload)
-                    )
+            conn.executemany(  # a frame already stored under its digest is kept as it is
+                "INSERT OR IGNORE INTO frame_blobs (digest, payload) VALUES (?, ?)",
+                [(frame.digest, frame.payload) for frame in {e.digest: e for e in encoded.values()}.values()],
+            )
             conn.executemany(
                 "INSERT INTO snapshot_frames (dataset, version, name, digest) VALUES (?, ?, ?, ?)",
                 [(dataset, version, name, frame.digest) for name, frame in encoded.items()],

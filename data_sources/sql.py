@@ -485,6 +485,10 @@ def time_ranges_condition(
     column = reflected.table.c[reflected.dataset.event_time]
     parts = []
     for start, end in ranges:
-        bounds = [c for c in ((column >= start) if start else None, (column < end) if end else None) if c is not None]
+        bounds = [
+            c
+            for c in ((column >= start) if start is not None else None, (column < end) if end is not None else None)
+            if c is not None
+        ]
         parts.append(and_(*bounds) if bounds else column.is_not(None))
     return or_(*parts)
