@@ -345,6 +345,7 @@ def build_poll_health(catalogue_: DatasetCatalogue, status: dict[str, Any] | Non
                 ),
                 html.Span(error, className="health-error") if error else t("health.ok", lang),
                 format_datetime(datetime.fromisoformat(nxt), lang) if nxt else MISSING,
+                _reconcile_cell(entry, lang),
             ]
         )
     header = [
@@ -360,10 +361,25 @@ def build_poll_health(catalogue_: DatasetCatalogue, status: dict[str, Any] | Non
             "late",
             "error",
             "next_run",
+            "reconcile",
         )
     ]
     owner = html.P(t("health.poller_owner", lang, owner=status.get("owner", MISSING)), className="health-note")
     return html.Div([owner, _table(header, rows, class_name="health-table health-polls")])
+
+
+def _reconcile_cell(entry: dict[str, Any], lang: str) -> str:
+    """When the poller last compared the history with the warehouse, what it fixed, when it will next."""
+    last, nxt = entry.get("last_reconcile_at"), entry.get("next_reconcile_at")
+    if not last:
+        return MISSING
+    return t(
+        "health.reconcile_counts",
+        lang,
+        at=format_datetime(datetime.fromisoformat(last), lang),
+        days=format_number(entry.get("last_reconcile_days") or 0, lang),
+        next=format_datetime(datetime.fromisoformat(nxt), lang) if nxt else MISSING,
+    )
 
 
 # --- page ---------------------------------------------------------------------------------------------

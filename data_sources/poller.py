@@ -102,6 +102,8 @@ RANGES_PER_QUERY = 200
 FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
 """A first poll reads history in slices this long: each statement stays short (well inside the
 statement timeout) and its sort small, however big the table."""
+RECONCILE_SLICE = 30 * DAY
+"""The reconcile counts rows per day in slices this long, each one range scan of the event-time index."""
 EXAMPLES_PER_CHECK = 5
 EXAMPLE_BUCKETS = 20
 """Newest buckets searched for example rows of one check."""
@@ -206,6 +208,14 @@ class PollResult:
     """Rows inside the late window (``watermark > last watermark - late_window``) read this poll."""
     reset: str | None = None
     """Why the rollups were rebuilt from scratch this poll (the warehouse went back in time)."""
+    reconciled_days: int | None = None
+    """When this poll reconciled the history with the warehouse: the days whose row count differed
+    from the rollups and were re-aggregated (None: no reconcile this poll)."""
+    last_reconcile_at: datetime | None = None
+    """When the history was last reconciled (a first poll counts: it reads everything)."""
+    last_reconcile_days: int | None = None
+    """Days the last reconcile re-aggregated."""
+    next_reconcile_at: datetime | None = None
 
 
 @dataclass
@@ -264,6 +274,8 @@ class _Pending:
     undated_examples: list[dict[str, Any]] = field(default_factory=list)
     recount_undated: bool = False
     """Something in the late window or among late arrivals has no event time: recount those rows."""
+    reconciled: int | None = None
+    """Days re-aggregated by this poll's reconcile (None: it did not reconcile; a full load gives 0)."""
 
 
 @dataclass
@@ -283,6 +295,10 @@ class DatasetPoller:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     undated: dict[str, int] = field(default_factory=dict)
     """Rows whose event time is NULL, per raw unit code ("" for none): bad rows kept out of every bucket."""
+    reconciled_at: datetime | None = None
+    """Start of the last poll that reconciled the history with the warehouse (or loaded it whole)."""
+    reconciled_days: int | None = None
+    """Days that poll re-aggregated because they differed from the warehouse."""
     window: tuple[datetime, dict[int, tuple]] | None = None
     """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
     encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
@@ -394,8 +410,10 @@ class DatasetPoller:
         while True:
             attempts += 1
             try:
-                pending = self._poll_once(to_local_naive(started))
+                pending = self._poll_once(to_local_naive(started), reconcile=self.reconcile_due(started))
                 self._apply(pending)
+                if pending.reconciled is not None:
+                    self.reconciled_at, self.reconciled_days = started, pending.reconciled
                 snapshot = self._publish(started)
                 result = PollResult(
                     self.dataset.id,
@@ -409,6 +427,7 @@ class DatasetPoller:
                     late_rows=pending.late_rows,
                     window_rows=pending.window_rows,
                     reset=pending.reset,
+                    reconciled_days=pending.reconciled,
                 )
                 break
             except Exception as error:  # a failed poll must never stop the poller
@@ -431,8 +450,22 @@ class DatasetPoller:
                     attempts=attempts,
                 )
                 break
+        result.last_reconcile_at, result.last_reconcile_days = self.reconciled_at, self.reconciled_days
+        result.next_reconcile_at = self.next_reconcile_at
         self.history = (self.history + [result])[-50:]
         return result
+
+    @property
+    def next_reconcile_at(self) -> datetime | None:
+        """When the history is due to be reconciled with the warehouse next (None: at the first poll)."""
+        if self.reconciled_at is None:
+            return None
+        return self.reconciled_at + timedelta(seconds=self.dataset.reconcile_seconds)
+
+    def reconcile_due(self, now: datetime) -> bool:
+        """True when a poll at ``now`` should also reconcile the history (every ``reconcile_every``)."""
+        due = self.next_reconcile_at
+        return due is not None and now >= due
 
     def _apply(self, pending: _Pending) -> None:
         """Make a successful poll's reads the poller's state."""
@@ -457,7 +490,7 @@ class DatasetPoller:
                 self.late.by_unit[unit] = self.late.by_unit.get(unit, 0) + count
             self.late.examples = (pending.late_examples + self.late.examples)[:EXAMPLES_PER_CHECK]
 
-    def _poll_once(self, now: datetime) -> _Pending:
+    def _poll_once(self, now: datetime, *, reconcile: bool = False) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
         table = reflected.table
@@ -472,7 +505,7 @@ class DatasetPoller:
             if self.tiers is None or self.watermark is None or reset:  # first poll, or an empty table so far
                 pending = self._full_load(connection, now, floors, latest, reset)
             else:
-                pending = self._incremental(connection, now, floors)
+                pending = self._incremental(connection, now, floors, reconcile=reconcile)
             pending.current = {
                 "state": self._state_frame(connection, now),
                 "entities": self._entities_frame(connection),
@@ -526,6 +559,7 @@ class DatasetPoller:
             since = latest - timedelta(seconds=self.dataset.late_window_seconds)
             window = (since, self._fingerprints(self._window_read(connection, since)))
         pending = _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+        pending.reconciled = 0  # everything was just read: as good as a reconcile
         self._count_undated(connection, pending)
         return pending
 
@@ -626,7 +660,9 @@ class DatasetPoller:
 
         return connection.execute(self._statement("window", build), {"since": since}).fetchall()
 
-    def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
+    def _incremental(
+        self, connection: Connection, now: datetime, floors: tuple[int, int], *, reconcile: bool = False
+    ) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
         tiers, aged = self._advanced(floors)
@@ -653,16 +689,81 @@ class DatasetPoller:
         if None in buckets:  # rows without an event time changed: they are counted apart
             buckets.discard(None)
             pending.recount_undated = True
+        chosen = {
+            "fine": {b for b in buckets if b >= tiers.fine_floor},
+            "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
+            "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
+        }
+        if any(chosen.values()):
+            self._recompute_buckets(connection, now, chosen, pending)
+        if reconcile:  # after the late window's changes, so that only what it cannot see differs
+            days = self._differing_days(connection, tiers)
+            pending.reconciled = len(days)
+            pending.recount_undated = True
+            if days:
+                log.warning(
+                    "dataset %s: %d day(s) of history differed from the warehouse (rows deleted or written "
+                    "with an old watermark); re-aggregated",
+                    dataset.id,
+                    len(days),
+                )
+                chosen = {tier: set() for tier in chosen}
+                for day in days:
+                    for tier, found in self._day_buckets(day, tiers).items():
+                        chosen[tier] |= found
+                self._recompute_buckets(connection, now, chosen, pending)
         if pending.recount_undated:
             self._count_undated(connection, pending)
-        if buckets:
-            chosen = {
-                "fine": {b for b in buckets if b >= tiers.fine_floor},
-                "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
-                "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
-            }
-            self._recompute_buckets(connection, now, chosen, pending)
         return pending
+
+    def _differing_days(self, connection: Connection, tiers: Tiers) -> set[int]:
+        """Days whose row count in the warehouse differs from the rollups' (rows and duplicate copies).
+
+        One count per day over the event-time index (an index-only scan where the dialect has one),
+        in ``RECONCILE_SLICE`` slices so no statement grows with the table's age.
+        """
+        reflected = self._reflect()
+        event_time = reflected.table.c[self.dataset.event_time]
+        first, last = connection.execute(
+            self._statement("extent", lambda: select(func.min(event_time), func.max(event_time)))
+        ).one()
+
+        def build() -> Select:
+            day = bucket_expression(reflected, DAY).label(BUCKET)
+            condition = time_ranges_condition(reflected, [(bindparam("low"), bindparam("high"))])
+            return select(day, func.count()).where(condition).group_by(day)
+
+        counted: dict[int, int] = {}
+        if first is not None:
+            start, end = floor_to(to_epoch(first), DAY), floor_to(to_epoch(last), DAY) + DAY
+            for low, high in chunked(start, end, RECONCILE_SLICE):
+                parameters = {"low": bucket_start(low), "high": bucket_start(high)}
+                for day, count in connection.execute(self._statement("day_counts", build), parameters):
+                    if day is not None:
+                        counted[int(day)] = counted.get(int(day), 0) + int(count)
+        held = self._day_counts(tiers)
+        return {day for day in counted.keys() | held.keys() if counted.get(day, 0) != held.get(day, 0)}
+
+    @staticmethod
+    def _day_counts(tiers: Tiers) -> dict[int, int]:
+        """Rows per day as the rollups hold them (each natural key once, plus its duplicate copies)."""
+        block = tiers.daily.block()
+        if not len(block[BUCKET]):
+            return {}
+        rows = np.nan_to_num(block[ROWS]) + (np.nan_to_num(block[DUPLICATES]) if DUPLICATES in block else 0)
+        days, inverse = np.unique(block[BUCKET], return_inverse=True)
+        totals = np.bincount(inverse, weights=rows, minlength=len(days))
+        return {int(day): round(total) for day, total in zip(days.tolist(), totals.tolist(), strict=True)}
+
+    def _day_buckets(self, day: int, tiers: Tiers) -> dict[str, set[int]]:
+        """Every bucket of ``day`` in the tier that holds it: fine buckets from ``fine_floor``, hours
+        from ``hourly_floor``, the day itself before that."""
+        end = day + DAY
+        return {
+            "fine": set(range(max(day, tiers.fine_floor), end, self.dataset.bucket_seconds)),
+            "hourly": set(range(max(day, tiers.hourly_floor), min(end, tiers.fine_floor), self.hour_size)),
+            "daily": {day} if day < tiers.hourly_floor else set(),
+        }
 
     def _recompute_buckets(
         self, connection: Connection, now: datetime, chosen: dict[str, set[int]], pending: _Pending
@@ -687,8 +788,8 @@ class DatasetPoller:
         dirty["daily"] |= tiers.daily.replace(days_from_hours | chosen["daily"], fresh_days)
         pending.rows_read += sum(int(b[ROWS].sum()) for b in read.values())
         pending.buckets += sum(len(found) for found in chosen.values())
-        examples = self._examples(connection, {t: (b, self._tier_size(t)) for t, b in read.items()})
-        pending.examples |= examples
+        fresh = {t: (b, self._tier_size(t)) for t, b in read.items()}
+        pending.examples |= self._examples(connection, fresh, held=self.examples | pending.examples)
 
     def _late_arrivals(self, connection: Connection, since: datetime, pending: _Pending, buckets: set) -> None:
         """Rows inserted since the last poll whose watermark is older than the late window (or NULL)."""
@@ -743,33 +844,45 @@ class DatasetPoller:
 
     def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> Block:
         size = self._tier_size(tier)
+        step = FULL_LOAD_CHUNKS[tier]
         ranges = contiguous_ranges(sorted(buckets), size)
+        short = [(a, b) for a, b in ranges if b - a <= step]
         parts = []
-        for offset in range(0, len(ranges), RANGES_PER_QUERY):
-            chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
+        for offset in range(0, len(short), RANGES_PER_QUERY):
+            chunk = [(bucket_start(a), bucket_start(b)) for a, b in short[offset : offset + RANGES_PER_QUERY]]
             parts.append(self._grouped(connection, now, tier, chunk))
+        for a, b in (r for r in ranges if r[1] - r[0] > step):  # a long run (a reconcile): in slices, as a first poll
+            for low, high in chunked(a, b, step):
+                parts.append(self._grouped(connection, now, tier, [(bucket_start(low), bucket_start(high))]))
         return concat(parts, self._tier_columns(tier))
 
     # -- quality examples ------------------------------------------------------------------------
 
     def _examples(
-        self, connection: Connection, fresh: dict[str, tuple[Block, int]], *, replace_all: bool = False
+        self,
+        connection: Connection,
+        fresh: dict[str, tuple[Block, int]],
+        *,
+        replace_all: bool = False,
+        held: dict[str, list[dict[str, Any]]] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         """A few example rows of every check that found bad rows in the freshly computed buckets.
 
-        Examples already held whose event time lies in a recomputed bucket are dropped first (the
-        row may have been corrected), then the newest bad rows of those buckets are added.
+        Examples already ``held`` (default: the poller's) whose event time lies in a recomputed bucket
+        are dropped first (the row may have been corrected), then the newest bad rows of those buckets
+        are added.
         """
+        held = self.examples if held is None else held
         reflected = self._reflect()
         dataset = self.dataset
         names = set(self.aggregations) - {ROWS, *(m.name for m in dataset.measures)}
         spans = [(b, b + size) for block, size in fresh.values() for b in np.unique(block[BUCKET]).tolist()]
         found: dict[str, list[dict[str, Any]]] = {}
-        unit_checks = self._unit_checks(fresh)
+        unit_checks = self._unit_checks(fresh, held)
         checked = names | set(unit_checks)
         conditions: dict[str, tuple[Any, str | None]] | None = None
-        for check in sorted(checked | set(self.examples) - {undated_check(dataset)}):
-            kept = [] if replace_all else self._kept_examples(check, spans)
+        for check in sorted(checked | set(held) - {undated_check(dataset)}):
+            kept = [] if replace_all else self._kept_examples(held.get(check, []), spans)
             bad_buckets = self._bad_buckets(fresh, check)
             new: list[dict[str, Any]] = []
             if bad_buckets and check in checked:
@@ -786,7 +899,7 @@ class DatasetPoller:
                 else:
                     statement = example_statement(reflected, condition & where, column, limit=EXAMPLES_PER_CHECK)
                 new = [self._example(row, column) for row in connection.execute(statement).mappings()]
-            if not new and not kept and check not in self.examples:
+            if not new and not kept and check not in held:
                 continue
             keys = {e["key"] for e in new}
             merged = new + [e for e in kept if e["key"] not in keys]
@@ -794,7 +907,7 @@ class DatasetPoller:
             found[check] = merged[:EXAMPLES_PER_CHECK]
         return found
 
-    def _unit_checks(self, fresh: dict[str, tuple[Block, int]]) -> dict[str, Any]:
+    def _unit_checks(self, fresh: dict[str, tuple[Block, int]], held: dict[str, Any]) -> dict[str, Any]:
         """Conditions for rows with no ward code and with codes neither current nor pre-2025."""
         table = self._reflect().table
         unit = table.c[self.dataset.unit]
@@ -805,7 +918,7 @@ class DatasetPoller:
         names = self.encoder.units.names
         codes = {names[code] for code in present if code}
         checks: dict[str, Any] = {}
-        if (missing or MISSING_UNIT in self.examples) and self.dataset.unit not in self.dataset.required:
+        if (missing or MISSING_UNIT in held) and self.dataset.unit not in self.dataset.required:
             checks[MISSING_UNIT] = unit.is_(None)
         known = self.rules.known_units
         if known is not None:
@@ -814,9 +927,9 @@ class DatasetPoller:
                 checks[UNKNOWN_UNIT] = unit.in_(unknown[:500])
         return checks
 
-    def _kept_examples(self, check: str, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    def _kept_examples(self, examples: list[dict[str, Any]], spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
         kept = []
-        for example in self.examples.get(check, []):
+        for example in examples:
             moment = example.get("event_time")
             epoch = to_epoch(datetime.fromisoformat(moment)) if moment else None
             if epoch is None or not any(a <= epoch < b for a, b in spans):

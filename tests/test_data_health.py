@@ -291,6 +291,7 @@ class TestPollHealth:
         assert line[7] == "1 / 1", "late arrivals: this poll / in total"
         assert line[8] == "Bình thường"
         assert line[9] == "20/11/2026 15:30", "next run: one 10 s interval after the last start"
+        assert line[10] == "20/11/2026 15:30 · 0 ngày · lần tới 20/11/2026 16:30", "the first poll read everything"
 
     def test_leaders_and_department_heads_forging_the_poll_health_callback_get_403(self, health_web):
         app, _ = health_web

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -281,6 +282,65 @@ class TestRetention:
         day = to_epoch(old["observed_at"]) // DAY * DAY
         assert daily.loc[daily["bucket"] == day, "value_sum"].sum() == 34.0
         assert snapshot_totals(poller) == sql_totals(engine)
+
+
+class TestDeletes:
+    def test_rows_deleted_inside_the_late_window_leave_the_figures_at_the_next_poll(self, warehouse, poller, clock):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        # two 5-minute buckets: 15:25 (S1, S2) and 15:20 (S7, S8)
+        write(engine, [reading(now, m, sensor=f"S{m}", value=float(m)) for m in (1, 2, 7, 8)])
+        assert poller.poll().error is None
+        with engine.begin() as connection:  # part of one bucket, all of the other; the newest row stays
+            connection.execute(delete(readings).where(readings.c.sensor_id.in_(["S2", "S7", "S8"])))
+        clock.advance(seconds=10)
+        result = poller.poll()
+        assert result.error is None and result.reset is None and result.reconciled_days is None
+        assert snapshot_totals(poller) == sql_totals(engine) == (1, 1.0)
+        assert snapshot_totals(poller, "recent") == (1, 1.0), "the emptied bucket is gone from the recent tier too"
+
+    def test_rows_deleted_from_older_history_are_reconciled_every_interval_and_counted_once(
+        self, warehouse, poller, clock
+    ):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        ages = {"fine": 3 * 60, "hourly": 3 * 24 * 60, "daily": 50 * 24 * 60}  # minutes: all beyond the late window
+        rows = [reading(now, 1, sensor="NEW", value=1.0)]
+        for tier, minutes in ages.items():
+            rows += [reading(now, minutes + i, sensor=f"{tier}{i}", value=10.0) for i in range(3)]
+        write(engine, rows)
+        first = poller.poll()
+        assert first.error is None and first.reconciled_days == 0, "a first poll reads everything"
+        assert first.next_reconcile_at == first.started_at + timedelta(hours=1)
+        with engine.begin() as connection:
+            connection.execute(delete(readings).where(readings.c.sensor_id.in_(["fine0", "hourly1", "hourly2"])))
+            connection.execute(delete(readings).where(readings.c.sensor_id.like("daily%")))  # a whole day
+        clock.advance(seconds=10)
+        quiet = poller.poll()
+        assert quiet.error is None and quiet.reconciled_days is None
+        assert snapshot_totals(poller) == (10, 91.0), "deleted history is not seen by the late window"
+        clock.advance(hours=1)
+        write(engine, [reading(to_local_naive(clock()), 1, sensor="LATER", value=2.0)])
+        reconciled = poller.poll()
+        assert reconciled.error is None and reconciled.reconciled_days == 3
+        assert reconciled.last_reconcile_at == reconciled.started_at
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 33.0)
+        daily = poller.store.get("readings").frame("daily")
+        gone = to_epoch(now - timedelta(minutes=ages["daily"])) // DAY * DAY
+        assert not (daily["bucket"] == gone).any(), "the emptied day is gone"
+        clock.advance(seconds=10)
+        after = poller.poll()
+        assert after.reconciled_days is None
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 33.0), "nothing counted twice"
+        for tier in ("recent", "hourly"):
+            published = poller.store.get("readings").frame(tier)
+            assert published["readings"].sum() == poller.rollup_frames()[tier]["readings"].sum()
+
+    def test_the_reconcile_interval_is_the_datasets_reconcile_every(self, tmp_path):
+        text = DATASETS_TOML + 'reconcile_every = "6h"\n'
+        path = tmp_path / "datasets.toml"
+        path.write_text(text, encoding="utf-8")
+        assert load_datasets(path).get("readings").reconcile_seconds == 6 * 3600
 
 
 def test_published_parts_always_equal_the_pollers_rollups(warehouse, poller, clock):
