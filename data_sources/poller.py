@@ -65,9 +65,11 @@ from data_sources.rollup import (
     concat,
     empty_block,
     floored,
+    length,
 )
 from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
+    OUTSIDE,
     ROWS,
     ReflectedDataset,
     bucket_expression,
@@ -76,6 +78,7 @@ from data_sources.sql import (
     example_statement,
     filter_expression,
     grouped_statement,
+    inside_box_statement,
     measure_expression,
     quality_names,
     reflect_dataset,
@@ -314,6 +317,8 @@ class DatasetPoller:
     _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
     _statements: dict[Any, Select] = field(default_factory=dict, repr=False)
     _statements_for: ReflectedDataset | None = field(default=None, repr=False)
+    _outline_keys: list[Any] = field(default_factory=list, repr=False)
+    """Keys of rows found outside the province outline by the poll under way (for example rows)."""
     _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     """State and entities read by the last poll, on its connection."""
 
@@ -496,6 +501,7 @@ class DatasetPoller:
         table = reflected.table
         watermark_column = table.c[dataset.watermark]
         floors = self._floors(to_epoch(now))
+        self._outline_keys = []
         with self.engine.connect() as connection, statement_timeout(connection, dataset.statement_timeout_seconds):
             latest = connection.execute(self._statement("latest", lambda: select(func.max(watermark_column)))).scalar()
             reset = None
@@ -596,7 +602,42 @@ class DatasetPoller:
         for i, (low, high) in enumerate(spans):
             parameters |= {f"low{i}": low, f"high{i}": high}
         keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
-        return self._read_block(connection, statement, keys, parameters)
+        block = self._read_block(connection, statement, keys, parameters)
+        if self.rules.area is not None and self.rules.bounds is not None and OUTSIDE in block and length(block):
+
+            def inside_box() -> Select:
+                condition = time_ranges_condition(reflected, bounds)
+                size = self._tier_size(tier)
+                return inside_box_statement(reflected, size, condition, self.rules.bounds, by_entity=by_entity)
+
+            found = connection.execute(self._statement(("inside_box", *shape[1:]), inside_box), parameters)
+            block = self._outside_outline(block, keys, found.fetchall())
+        return block
+
+    def _outside_outline(self, block: Block, keys: list[str], points: list) -> Block:
+        """``block`` with the points inside the province's box but outside its outline added to
+        ``_outside_area`` (``points``: bucket, unit[, entity], lat, lon, rows, newest key)."""
+        if not points:
+            return block
+        columns = list(zip(*points, strict=True))
+        width = len(keys)
+        lat = np.array(columns[width], dtype="float64")
+        lon = np.array(columns[width + 1], dtype="float64")
+        outside = np.flatnonzero(self.rules.area.outside(lat, lon))
+        if not len(outside):
+            return block
+        found: dict[tuple[int, ...], float] = {}
+        codes = [np.array(columns[0], dtype="int64")[outside]]
+        codes += [self.encoder.codes(k).encode([columns[i][j] for j in outside]) for i, k in enumerate(keys[1:], 1)]
+        for position, group in enumerate(zip(*(c.tolist() for c in codes), strict=True)):
+            found[group] = found.get(group, 0.0) + float(columns[width + 2][outside[position]])
+        self._outline_keys += [columns[width + 3][j] for j in outside]
+        index = {group: i for i, group in enumerate(zip(*(block[k].tolist() for k in keys), strict=True))}
+        counts = block[OUTSIDE].copy()
+        for group, count in found.items():
+            if group in index:  # else a row committed between the two reads: its bucket is read again next poll
+                counts[index[group]] += count
+        return block | {OUTSIDE: counts}
 
     def _derive(self, tier: Tier, periods: set[int], size: int, *, keep_entity: bool = False) -> Block:
         """Rows of ``tier`` in the given ``size``-second periods, re-aggregated per (period, unit)
@@ -888,6 +929,10 @@ class DatasetPoller:
             if bad_buckets and check in checked:
                 if conditions is None:  # built only when some check found bad rows
                     conditions = dict(check_conditions(reflected, self.rules.bounds))
+                    if OUTSIDE in conditions and self._outline_keys:  # outside the outline, inside the box
+                        box, column = conditions[OUTSIDE]
+                        newest = sorted(self._outline_keys, reverse=True)[:500]
+                        conditions[OUTSIDE] = (or_(box, reflected.table.c[dataset.key].in_(newest)), column)
                     conditions[DUPLICATES] = (None, None)
                     conditions |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
                 ranges = [(bucket_start(a), bucket_start(b)) for a, b in bad_buckets]

@@ -424,6 +424,38 @@ def grouped_statement(
     return statement.group_by(*(c.element for c in columns))
 
 
+def inside_box_statement(
+    reflected: ReflectedDataset,
+    size_seconds: int,
+    condition: ColumnElement | None,
+    bounds: Bounds,
+    *,
+    by_entity: bool,
+) -> Select:
+    """Points inside the province's box over ``condition`` (first copies only), per bucket, unit[, entity]
+    and distinct point: how many rows, and the newest key. The poller tests these points against the
+    province outline; points outside the box are counted by ``grouped_statement`` already. Sensors
+    repeat their position, so grouping keeps what travels small."""
+    dataset = reflected.dataset
+    source, keep = row_source(reflected, condition)
+    lat, lon = source.c[dataset.latitude], source.c[dataset.longitude]
+    keys = [
+        bucket_expression(reflected, size_seconds, source).label("bucket"),
+        source.c[dataset.unit].label("unit"),
+    ]
+    if by_entity and dataset.entity:
+        keys.append(source.c[dataset.entity].label("entity"))
+    keys += [lat.label("lat"), lon.label("lon")]
+    statement = select(*keys, func.count().label(ROWS), func.max(source.c[dataset.key]).label("key")).where(
+        lat.between(bounds.south, bounds.north), lon.between(bounds.west, bounds.east)
+    )
+    if keep is not None:
+        statement = statement.where(keep)
+    elif condition is not None:
+        statement = statement.where(condition)
+    return statement.group_by(*(c.element for c in keys))
+
+
 def check_conditions(reflected: ReflectedDataset, bounds: Bounds | None) -> dict[str, tuple[ColumnElement, str | None]]:
     """Per quality check (named like its rollup measure): the bad-row condition and the column it is about."""
     dataset = reflected.dataset

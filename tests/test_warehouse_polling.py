@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import shapely
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import (
@@ -33,15 +34,25 @@ from sqlalchemy import (
 )
 
 from config.datasets import load_datasets
-from data_sources.admin_units import crosswalk
+from data_sources.admin_units import crosswalk, current_units
 from data_sources.clock import to_local_naive
 from data_sources.poller import DAY, DatasetPoller, to_epoch
-from data_sources.quality import LATE, MISSING_UNIT, UNKNOWN_UNIT, QualityRules, quality_by_ward, undated_check
+from data_sources.quality import (
+    LATE,
+    MISSING_UNIT,
+    OUTLINE_MARGIN_M,
+    UNKNOWN_UNIT,
+    QualityRules,
+    province_rules,
+    quality_by_ward,
+    undated_check,
+)
 from data_sources.scheduler import STATUS_NAME, Poller
 from data_sources.snapshots import MemorySnapshotStore
 from data_sources.sql import DUPLICATES, OUTSIDE, Bounds
 from data_sources.warehouse import create_warehouse_engine, statement_timeout
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.test_geo import shared_dir
 
 HUE = crosswalk("46")
 VY_DA = "19777"
@@ -520,6 +531,79 @@ class TestBadRows:
         assert quality["undated"]["by_unit"] == {VY_DA: 1}
         assert [e["value"] for e in quality["examples"][undated]] == [None]
         assert snapshot_totals(poller) == sql_totals(engine) == (5, 10.0 + 30 + 40 + 50 + 60)
+
+
+@pytest.fixture(scope="module")
+def hue_rules(tmp_path_factory) -> QualityRules:
+    """Huế's rules with its real outline: the union of the official ward boundaries in ../shared."""
+    folder = shared_dir() / "data" / "boundaries" / "46_hue" / "wards"
+    if not folder.is_dir():
+        pytest.fail(f"official ward boundaries not found at {folder}; set IOC_SHARED_DIR to the shared folder")
+    cache = tmp_path_factory.mktemp("boundary-cache")
+    return province_rules(current_units("46"), folder, frozenset(HUE), cache_dir=cache)
+
+
+POINTS = {  # (lat, lon): all but the last inside Huế's bounding box
+    "VYDA": (16.47, 107.6),  # Phường Vỹ Dạ
+    "ALUOI": (16.2, 107.25),  # the mountains by Laos, still Huế
+    "SEA": (16.6, 107.9),  # the East Sea off Thuận An
+    "DANANG": (16.06, 108.2),  # Đà Nẵng, across the Hải Vân pass
+    "QUANGTRI": (16.72, 107.1),  # Quảng Trị, the neighbour to the north-west
+    "SAIGON": (10.8, 106.7),  # far outside the box
+}
+
+
+class TestProvinceOutline:
+    def test_the_outline_is_the_ward_union_widened_by_the_stated_margin(self, hue_rules):
+        area = hue_rules.area
+        assert area is not None and area.margin_m == OUTLINE_MARGIN_M == 200
+        assert hue_rules.bounds == area.bounds, "the box (the SQL pre-filter) is the widened outline's"
+        inside = {name: not area.outside([lat], [lon])[0] for name, (lat, lon) in POINTS.items()}
+        assert inside == {
+            "VYDA": True,
+            "ALUOI": True,
+            "SEA": False,
+            "DANANG": False,
+            "QUANGTRI": False,
+            "SAIGON": False,
+        }
+        assert all(area.bounds.contains(*POINTS[n]) for n in ("SEA", "DANANG", "QUANGTRI")), "the box lets them pass"
+        # the easternmost point of the widened outline, moved back west by the margin, then east again:
+        # 100 m beyond the ward edge is inside the margin, 400 m is not
+        coordinates = shapely.get_coordinates(area.outline)
+        lon, lat = coordinates[coordinates[:, 0].argmax()]
+        assert lon == area.bounds.east
+        metre = 1 / 107_000  # a metre in degrees of longitude at 16° north
+        edge = lon - OUTLINE_MARGIN_M * metre
+        assert not area.outside([lat], [edge + 100 * metre])[0]
+        assert area.outside([lat], [edge + 400 * metre])[0]
+
+    def test_points_in_the_box_but_outside_the_outline_are_bad_rows_listed_and_still_count_for_their_ward(
+        self, warehouse, catalogue, clock, hue_rules
+    ):
+        url, engine = warehouse
+        poller = DatasetPoller(
+            catalogue.get("readings"), create_warehouse_engine(url), MemorySnapshotStore(), clock, hue_rules
+        )
+        now = to_local_naive(clock())
+        rows = [
+            reading(now, 1 + i, sensor=name, value=1.0, lat=lat, lon=lon)
+            for i, (name, (lat, lon)) in enumerate(POINTS.items())
+        ]
+        write(engine, rows)
+        assert poller.poll().error is None
+        write(engine, [reading(now, 0.5, sensor="SEA2", value=1.0, lat=16.61, lon=107.91)])  # the next poll
+        clock.advance(seconds=10)
+        assert poller.poll().error is None
+        snapshot = poller.store.get("readings")
+        quality = snapshot.meta["quality"]
+        for frame in ("recent", "hourly", "daily"):
+            wards = quality_by_ward(snapshot.frame(frame), quality["checks"], HUE)
+            assert wards.loc[wards["ward"] == VY_DA, OUTSIDE].sum() == 5, frame
+        shown = {example["value"] for example in quality["examples"][OUTSIDE]}
+        assert shown == {"16.61, 107.91", "16.6, 107.9", "16.06, 108.2", "16.72, 107.1", "10.8, 106.7"}
+        assert snapshot_totals(poller) == sql_totals(engine) == (7, 7.0), "the ward code places a row, not its point"
+        poller.engine.dispose()
 
 
 class TestFailures:
