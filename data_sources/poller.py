@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import redis
-from sqlalchemy import BindParameter, Connection, Engine, Select, bindparam, exc, func, or_, select
+from sqlalchemy import BindParameter, Connection, Engine, Select, and_, bindparam, exc, func, or_, select
 
 from config.datasets import Dataset, Duration
 from data_sources.clock import Clock, to_local_naive
@@ -65,20 +65,21 @@ from data_sources.rollup import (
     concat,
     empty_block,
     floored,
-    length,
 )
 from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
     OUTSIDE,
+    POINT_LAT,
+    POINT_LON,
     ROWS,
     ReflectedDataset,
     bucket_expression,
     check_conditions,
+    day_counts_statement,
     duplicate_example_statement,
     example_statement,
     filter_expression,
     grouped_statement,
-    inside_box_statement,
     measure_expression,
     quality_names,
     reflect_dataset,
@@ -105,8 +106,8 @@ RANGES_PER_QUERY = 200
 FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
 """A first poll reads history in slices this long: each statement stays short (well inside the
 statement timeout) and its sort small, however big the table."""
-RECONCILE_SLICE = 30 * DAY
-"""The reconcile counts rows per day in slices this long, each one range scan of the event-time index."""
+RECONCILE_DAYS = 31
+"""Days counted per reconcile statement (each day one range count of the event-time index)."""
 EXAMPLES_PER_CHECK = 5
 EXAMPLE_BUCKETS = 20
 """Newest buckets searched for example rows of one check."""
@@ -125,7 +126,7 @@ every poll, so the publisher sees at once that it is unchanged."""
 
 NOW = bindparam("now")
 """The poll's time in cached statements (filters with the value "now")."""
-STATEMENT_SHAPES = 64
+STATEMENT_SHAPES = 128
 """Statements kept built per poller (one per shape: tier and number of time ranges)."""
 
 TRANSIENT_ERRORS = (
@@ -317,8 +318,8 @@ class DatasetPoller:
     _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
     _statements: dict[Any, Select] = field(default_factory=dict, repr=False)
     _statements_for: ReflectedDataset | None = field(default=None, repr=False)
-    _outline_keys: list[Any] = field(default_factory=list, repr=False)
-    """Keys of rows found outside the province outline by the poll under way (for example rows)."""
+    _outline_points: set[tuple[float, float]] = field(default_factory=set, repr=False)
+    """Points inside the box but outside the province outline found by the poll under way (examples)."""
     _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     """State and entities read by the last poll, on its connection."""
 
@@ -501,7 +502,7 @@ class DatasetPoller:
         table = reflected.table
         watermark_column = table.c[dataset.watermark]
         floors = self._floors(to_epoch(now))
-        self._outline_keys = []
+        self._outline_points = set()
         with self.engine.connect() as connection, statement_timeout(connection, dataset.statement_timeout_seconds):
             latest = connection.execute(self._statement("latest", lambda: select(func.max(watermark_column)))).scalar()
             reset = None
@@ -582,6 +583,7 @@ class DatasetPoller:
         """Measures and quality counts of ``tier`` over event-time ``spans`` (half-open; None: open)."""
         reflected = self._reflect()
         by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
+        points = self.rules.area is not None and self.rules.bounds is not None and OUTSIDE in self.aggregations
         shape = ("grouped", tier, tuple((low is None, high is None) for low, high in spans))
         bounds: list[tuple[BindParameter | None, BindParameter | None]] = [
             (None if low is None else bindparam(f"low{i}"), None if high is None else bindparam(f"high{i}"))
@@ -596,47 +598,33 @@ class DatasetPoller:
                 time_ranges_condition(reflected, bounds),
                 by_entity=by_entity,
                 bounds=self.rules.bounds,
+                points=points,
             ),
         )
         parameters: dict[str, Any] = {"now": now}
         for i, (low, high) in enumerate(spans):
             parameters |= {f"low{i}": low, f"high{i}": high}
         keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
-        block = self._read_block(connection, statement, keys, parameters)
-        if self.rules.area is not None and self.rules.bounds is not None and OUTSIDE in block and length(block):
-
-            def inside_box() -> Select:
-                condition = time_ranges_condition(reflected, bounds)
-                size = self._tier_size(tier)
-                return inside_box_statement(reflected, size, condition, self.rules.bounds, by_entity=by_entity)
-
-            found = connection.execute(self._statement(("inside_box", *shape[1:]), inside_box), parameters)
-            block = self._outside_outline(block, keys, found.fetchall())
-        return block
-
-    def _outside_outline(self, block: Block, keys: list[str], points: list) -> Block:
-        """``block`` with the points inside the province's box but outside its outline added to
-        ``_outside_area`` (``points``: bucket, unit[, entity], lat, lon, rows, newest key)."""
         if not points:
+            return self._read_block(connection, statement, keys, parameters)
+        block = self._read_block(connection, statement, [*keys, POINT_LAT, POINT_LON], parameters)
+        return combine(self._outside_outline(block), keys, self.aggregations)
+
+    def _outside_outline(self, block: Block) -> Block:
+        """``block`` (split by point) with rows of points inside the province's box but outside its
+        outline counted in ``_outside_area`` (points outside the box are counted by SQL already)."""
+        lat, lon = block[POINT_LAT], block[POINT_LON]
+        bounds = self.rules.bounds
+        in_box = (lat >= bounds.south) & (lat <= bounds.north) & (lon >= bounds.west) & (lon <= bounds.east)
+        candidates = np.flatnonzero(in_box)  # NaN (no point) is never in the box
+        if not len(candidates):
             return block
-        columns = list(zip(*points, strict=True))
-        width = len(keys)
-        lat = np.array(columns[width], dtype="float64")
-        lon = np.array(columns[width + 1], dtype="float64")
-        outside = np.flatnonzero(self.rules.area.outside(lat, lon))
+        outside = candidates[self.rules.area.outside(lat[candidates], lon[candidates])]
         if not len(outside):
             return block
-        found: dict[tuple[int, ...], float] = {}
-        codes = [np.array(columns[0], dtype="int64")[outside]]
-        codes += [self.encoder.codes(k).encode([columns[i][j] for j in outside]) for i, k in enumerate(keys[1:], 1)]
-        for position, group in enumerate(zip(*(c.tolist() for c in codes), strict=True)):
-            found[group] = found.get(group, 0.0) + float(columns[width + 2][outside[position]])
-        self._outline_keys += [columns[width + 3][j] for j in outside]
-        index = {group: i for i, group in enumerate(zip(*(block[k].tolist() for k in keys), strict=True))}
+        self._outline_points |= set(zip(lat[outside].tolist(), lon[outside].tolist(), strict=True))
         counts = block[OUTSIDE].copy()
-        for group, count in found.items():
-            if group in index:  # else a row committed between the two reads: its bucket is read again next poll
-                counts[index[group]] += count
+        counts[outside] += block[ROWS][outside]  # a group's rows share its point
         return block | {OUTSIDE: counts}
 
     def _derive(self, tier: Tier, periods: set[int], size: int, *, keep_entity: bool = False) -> Block:
@@ -760,28 +748,26 @@ class DatasetPoller:
     def _differing_days(self, connection: Connection, tiers: Tiers) -> set[int]:
         """Days whose row count in the warehouse differs from the rollups' (rows and duplicate copies).
 
-        One count per day over the event-time index (an index-only scan where the dialect has one),
-        in ``RECONCILE_SLICE`` slices so no statement grows with the table's age.
+        Each day is one range count of the event-time index, ``RECONCILE_DAYS`` days per statement, so
+        the cost is one pass over the index and no statement grows with the table's age.
         """
         reflected = self._reflect()
         event_time = reflected.table.c[self.dataset.event_time]
         first, last = connection.execute(
             self._statement("extent", lambda: select(func.min(event_time), func.max(event_time)))
         ).one()
-
-        def build() -> Select:
-            day = bucket_expression(reflected, DAY).label(BUCKET)
-            condition = time_ranges_condition(reflected, [(bindparam("low"), bindparam("high"))])
-            return select(day, func.count()).where(condition).group_by(day)
-
         counted: dict[int, int] = {}
         if first is not None:
-            start, end = floor_to(to_epoch(first), DAY), floor_to(to_epoch(last), DAY) + DAY
-            for low, high in chunked(start, end, RECONCILE_SLICE):
-                parameters = {"low": bucket_start(low), "high": bucket_start(high)}
-                for day, count in connection.execute(self._statement("day_counts", build), parameters):
-                    if day is not None:
-                        counted[int(day)] = counted.get(int(day), 0) + int(count)
+            days = list(range(floor_to(to_epoch(first), DAY), floor_to(to_epoch(last), DAY) + DAY, DAY))
+            for offset in range(0, len(days), RECONCILE_DAYS):
+                batch = days[offset : offset + RECONCILE_DAYS]
+                size = len(batch)
+                statement = self._statement(
+                    ("day_counts", size), lambda size=size: day_counts_statement(reflected, size)
+                )
+                bounds = [*batch, batch[-1] + DAY]
+                row = connection.execute(statement, {f"day{i}": bucket_start(d) for i, d in enumerate(bounds)}).one()
+                counted |= {day: int(count) for day, count in zip(batch, row, strict=True) if count}
         held = self._day_counts(tiers)
         return {day for day in counted.keys() | held.keys() if counted.get(day, 0) != held.get(day, 0)}
 
@@ -929,10 +915,11 @@ class DatasetPoller:
             if bad_buckets and check in checked:
                 if conditions is None:  # built only when some check found bad rows
                     conditions = dict(check_conditions(reflected, self.rules.bounds))
-                    if OUTSIDE in conditions and self._outline_keys:  # outside the outline, inside the box
+                    if OUTSIDE in conditions and self._outline_points:  # outside the outline, inside the box
                         box, column = conditions[OUTSIDE]
-                        newest = sorted(self._outline_keys, reverse=True)[:500]
-                        conditions[OUTSIDE] = (or_(box, reflected.table.c[dataset.key].in_(newest)), column)
+                        lat, lon = (reflected.table.c[c] for c in (dataset.latitude, dataset.longitude))
+                        points = [and_(lat == a, lon == b) for a, b in sorted(self._outline_points)[:100]]
+                        conditions[OUTSIDE] = (or_(box, *points), column)
                     conditions[DUPLICATES] = (None, None)
                     conditions |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
                 ranges = [(bucket_start(a), bucket_start(b)) for a, b in bad_buckets]

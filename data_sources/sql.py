@@ -20,6 +20,7 @@ from sqlalchemy import (
     Subquery,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     extract,
@@ -42,6 +43,9 @@ OUTSIDE = "_outside_area"
 """Quality measure: rows whose coordinates lie outside the province's bounds."""
 DUPLICATES = "_duplicates"
 """Quality measure: extra copies of a natural key (left out of every other measure)."""
+POINT_LAT = "_point_lat"
+POINT_LON = "_point_lon"
+"""Columns of a grouped query split by point (see ``grouped_statement``)."""
 COPY = "_copy"
 """Column of the de-duplicating subquery: 1 for the first row of a natural key, 2… for copies."""
 
@@ -407,8 +411,14 @@ def grouped_statement(
     *,
     by_entity: bool,
     bounds: Bounds | None = None,
+    points: bool = False,
 ) -> Select:
-    """One grouped query: measures and quality counts per (bucket, unit[, entity]) over ``condition``."""
+    """One grouped query: measures and quality counts per (bucket, unit[, entity]) over ``condition``.
+
+    With ``points`` the groups are split by point too (``POINT_LAT``, ``POINT_LON``): the poller tests
+    each distinct point against the province outline, then sums the split groups back. Sensors keep
+    their position, so this rarely adds groups; rows that each have their own point are few by nature.
+    """
     dataset = reflected.dataset
     source, keep = row_source(reflected, condition)
     columns = [
@@ -417,6 +427,8 @@ def grouped_statement(
     ]
     if by_entity and dataset.entity:
         columns.append(source.c[dataset.entity].label("entity"))
+    if points:
+        columns += [source.c[dataset.latitude].label(POINT_LAT), source.c[dataset.longitude].label(POINT_LON)]
     measures = [measure_expression(reflected, m, now, source=source, keep=keep) for m in dataset.measures]
     statement = select(*columns, *measures, *quality_expressions(reflected, bounds=bounds, source=source, keep=keep))
     if source is reflected.table and condition is not None:
@@ -424,36 +436,19 @@ def grouped_statement(
     return statement.group_by(*(c.element for c in columns))
 
 
-def inside_box_statement(
-    reflected: ReflectedDataset,
-    size_seconds: int,
-    condition: ColumnElement | None,
-    bounds: Bounds,
-    *,
-    by_entity: bool,
-) -> Select:
-    """Points inside the province's box over ``condition`` (first copies only), per bucket, unit[, entity]
-    and distinct point: how many rows, and the newest key. The poller tests these points against the
-    province outline; points outside the box are counted by ``grouped_statement`` already. Sensors
-    repeat their position, so grouping keeps what travels small."""
-    dataset = reflected.dataset
-    source, keep = row_source(reflected, condition)
-    lat, lon = source.c[dataset.latitude], source.c[dataset.longitude]
-    keys = [
-        bucket_expression(reflected, size_seconds, source).label("bucket"),
-        source.c[dataset.unit].label("unit"),
+def day_counts_statement(reflected: ReflectedDataset, days: int) -> Select:
+    """Rows per day for ``days`` consecutive days, one row of ``days`` counts, bounds bound as ``day0``
+    .. ``day<days>``: each count a range count of the event-time index (an index-only scan where the
+    dialect has one), far cheaper than grouping every row by an expression of its time."""
+    column = reflected.table.c[reflected.dataset.event_time]
+    counts = [
+        select(func.count())
+        .where(column >= bindparam(f"day{i}"), column < bindparam(f"day{i + 1}"))
+        .scalar_subquery()
+        .label(f"count{i}")
+        for i in range(days)
     ]
-    if by_entity and dataset.entity:
-        keys.append(source.c[dataset.entity].label("entity"))
-    keys += [lat.label("lat"), lon.label("lon")]
-    statement = select(*keys, func.count().label(ROWS), func.max(source.c[dataset.key]).label("key")).where(
-        lat.between(bounds.south, bounds.north), lon.between(bounds.west, bounds.east)
-    )
-    if keep is not None:
-        statement = statement.where(keep)
-    elif condition is not None:
-        statement = statement.where(condition)
-    return statement.group_by(*(c.element for c in keys))
+    return select(*counts)
 
 
 def check_conditions(reflected: ReflectedDataset, bounds: Bounds | None) -> dict[str, tuple[ColumnElement, str | None]]:
