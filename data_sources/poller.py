@@ -7,14 +7,18 @@ Each poll, on one connection with the dataset's statement timeout:
    indexed range scan on the watermark column) and, when the key is an increasing integer, the rows
    inserted since the last poll with a watermark older than that window (late arrivals: reported
    with examples, and counted);
-3. recomputes exactly those buckets with one grouped query per retention tier (on the event-time
-   index) and replaces them, so a row that is re-read, updated or committed late is counted exactly
-   once; duplicates of a natural key are counted apart and left out of every measure;
-4. lists a few example rows for every quality check that found bad rows in the recomputed buckets;
-5. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
-6. reads the declared durations of records finished in the last 35 days (exact medians) and the
+3. recomputes exactly those buckets (and those the window lost to a DELETE) with one grouped query
+   per retention tier (on the event-time index) and replaces them, so a row that is re-read, updated
+   or committed late is counted exactly once; duplicates of a natural key are counted apart and left
+   out of every measure; points in the province's box are tested against its outline;
+4. every ``reconcile_every``, counts the rows of every day and re-aggregates the days that differ
+   from the rollups (rows deleted from history, written with an old or NULL watermark);
+5. lists a few example rows for every quality check that found bad rows in the recomputed buckets,
+   and recounts the rows without an event time (no bucket: counted apart) when any changed;
+6. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
+7. reads the declared durations of records finished in the last 35 days (exact medians) and the
    positions of the rows a map shows;
-7. publishes a snapshot: recent buckets, hourly and daily rollups (per entity too for ``by_entity``
+8. publishes a snapshot: recent buckets, hourly and daily rollups (per entity too for ``by_entity``
    datasets), state, entities, durations, positions and quality.
 
 Nothing in the poller's state changes until every read of a poll has succeeded, so a poll that fails
@@ -25,7 +29,9 @@ History is kept in three tiers (``RETENTION``): the dataset's own buckets for 48
 buckets for 35 days and daily buckets without limit. A row updated long after its event recomputes
 the bucket of the tier its event time falls in. Rollups keep the raw unit code the warehouse wrote
 (old or new); mapping onto current wards happens when figures are computed (``data_sources.kpis``),
-so the pre-merger view stays possible.
+so the pre-merger view stays possible. The tiers are held as integer-coded numpy columns in period
+parts (``data_sources.rollup``), and every statement shape is built once with bound parameters, so a
+poll's own work follows the buckets it changed, not the history it holds.
 """
 
 from __future__ import annotations
