@@ -214,11 +214,18 @@ def _ensure_secret(settings_file_key: Path) -> None:
 
 
 def quality_rules(settings: Settings):
-    """The province's extent and unit codes, for the poller's coordinate and ward-code checks."""
-    from data_sources.quality import QualityRules, province_bounds
+    """The province's outline and unit codes, for the poller's coordinate and ward-code checks (the
+    outline is the union of the ward layer the maps draw, read from the boundary cache)."""
+    from data_sources.quality import province_rules
 
-    bounds = province_bounds(current_units(settings.province_code), settings.boundaries_path)
-    return QualityRules(bounds=bounds, known_units=frozenset(unit_crosswalk(settings.province_code)))
+    return province_rules(
+        current_units(settings.province_code),
+        settings.boundaries_path,
+        frozenset(unit_crosswalk(settings.province_code)),
+        tolerance_m=settings.boundaries_tolerance_m,
+        code_field=settings.boundaries_code_field,
+        cache_dir=settings.boundaries_cache_dir,
+    )
 
 
 def run_poller(settings: Settings) -> None:

@@ -186,6 +186,9 @@ class Dataset:
     """Values of ``valid.*`` columns that mean "no value" (-999): counted apart from out-of-range ones."""
     statement_timeout_seconds: int = 30
     """Longest a single poll statement may run before the warehouse cancels it."""
+    reconcile_seconds: int = 3600
+    """How often a poll also compares every day's row count with the rollups and re-aggregates the days
+    that differ (rows deleted from history, rows written with a stale watermark)."""
 
     def kpi(self, kpi_id: str) -> Kpi:
         """The KPI with this id; ``KeyError`` otherwise."""
@@ -619,6 +622,7 @@ def _dataset(path: Path, dataset_id: str, spec: Any) -> Dataset:
         natural_key=natural_key,
         sentinels=tuple(float(v) for v in sentinels),
         statement_timeout_seconds=reader.duration("statement_timeout", "30s"),
+        reconcile_seconds=reader.duration("reconcile_every", "1h"),
     )
 
 

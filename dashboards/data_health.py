@@ -114,7 +114,17 @@ def dataset_quality(
     frame_name = window_frame(window)
     start = window_start(window, now, frame_bucket_seconds(dataset, frame_name))
     late = (quality.get("late_arrivals") or {}).get("by_unit") or {}
-    table = quality_by_ward(snapshot.frame(frame_name), checks, crosswalk, start=start, wards=wards, late_by_unit=late)
+    undated = quality.get("undated") or {}
+    totals = {undated["check"]: undated.get("by_unit") or {}} if undated.get("check") else {}
+    table = quality_by_ward(
+        snapshot.frame(frame_name),
+        checks,
+        crosswalk,
+        start=start,
+        wards=wards,
+        late_by_unit=late,
+        totals_by_unit=totals,
+    )
     return table, checks
 
 
@@ -150,6 +160,8 @@ def column_label(column: str, lang: str) -> str:
 def check_label(check: str, info: dict[str, Any], lang: str) -> str:
     """What a check finds, in words, naming its column."""
     column = column_label(str(info.get("column") or ""), lang)
+    if check.startswith("_missing_") and info.get("total"):
+        return t("health.check.missing_time", lang, column=column)
     for prefix, key in (("_missing_", "health.check.missing"), ("_sentinel_", "health.check.sentinel")):
         if check.startswith(prefix) and check != MISSING_UNIT:
             return t(key, lang, column=column)
@@ -238,7 +250,9 @@ def build_checks(table: pd.DataFrame, checks: dict[str, dict[str, Any]], lang: s
             check_label(check, checks[check], lang),
             t(f"health.dimension.{checks[check]['dimension']}", lang),
             format_number(count, lang),
-            format_percent(count / rows_total, lang, 2) if rows_total and check != LATE else MISSING,
+            format_percent(count / rows_total, lang, 2)
+            if rows_total and check != LATE and not checks[check].get("total")
+            else MISSING,
         ]
         for check, count in totals.items()
     ]
@@ -331,6 +345,7 @@ def build_poll_health(catalogue_: DatasetCatalogue, status: dict[str, Any] | Non
                 ),
                 html.Span(error, className="health-error") if error else t("health.ok", lang),
                 format_datetime(datetime.fromisoformat(nxt), lang) if nxt else MISSING,
+                _reconcile_cell(entry, lang),
             ]
         )
     header = [
@@ -346,10 +361,25 @@ def build_poll_health(catalogue_: DatasetCatalogue, status: dict[str, Any] | Non
             "late",
             "error",
             "next_run",
+            "reconcile",
         )
     ]
     owner = html.P(t("health.poller_owner", lang, owner=status.get("owner", MISSING)), className="health-note")
     return html.Div([owner, _table(header, rows, class_name="health-table health-polls")])
+
+
+def _reconcile_cell(entry: dict[str, Any], lang: str) -> str:
+    """When the poller last compared the history with the warehouse, what it fixed, when it will next."""
+    last, nxt = entry.get("last_reconcile_at"), entry.get("next_reconcile_at")
+    if not last:
+        return MISSING
+    return t(
+        "health.reconcile_counts",
+        lang,
+        at=format_datetime(datetime.fromisoformat(last), lang),
+        days=format_number(entry.get("last_reconcile_days") or 0, lang),
+        next=format_datetime(datetime.fromisoformat(nxt), lang) if nxt else MISSING,
+    )
 
 
 # --- page ---------------------------------------------------------------------------------------------

@@ -7,14 +7,18 @@ Each poll, on one connection with the dataset's statement timeout:
    indexed range scan on the watermark column) and, when the key is an increasing integer, the rows
    inserted since the last poll with a watermark older than that window (late arrivals: reported
    with examples, and counted);
-3. recomputes exactly those buckets with one grouped query per retention tier (on the event-time
-   index) and replaces them, so a row that is re-read, updated or committed late is counted exactly
-   once; duplicates of a natural key are counted apart and left out of every measure;
-4. lists a few example rows for every quality check that found bad rows in the recomputed buckets;
-5. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
-6. reads the declared durations of records finished in the last 35 days (exact medians) and the
+3. recomputes exactly those buckets (and those the window lost to a DELETE) with one grouped query
+   per retention tier (on the event-time index) and replaces them, so a row that is re-read, updated
+   or committed late is counted exactly once; duplicates of a natural key are counted apart and left
+   out of every measure; points in the province's box are tested against its outline;
+4. every ``reconcile_every``, counts the rows of every day and re-aggregates the days that differ
+   from the rollups (rows deleted from history, written with an old or NULL watermark);
+5. lists a few example rows for every quality check that found bad rows in the recomputed buckets,
+   and recounts the rows without an event time (no bucket: counted apart) when any changed;
+6. recounts the current-state measures (open reports, overdue dossiers) with their own filters;
+7. reads the declared durations of records finished in the last 35 days (exact medians) and the
    positions of the rows a map shows;
-7. publishes a snapshot: recent buckets, hourly and daily rollups (per entity too for ``by_entity``
+8. publishes a snapshot: recent buckets, hourly and daily rollups (per entity too for ``by_entity``
    datasets), state, entities, durations, positions and quality.
 
 Nothing in the poller's state changes until every read of a poll has succeeded, so a poll that fails
@@ -25,7 +29,9 @@ History is kept in three tiers (``RETENTION``): the dataset's own buckets for 48
 buckets for 35 days and daily buckets without limit. A row updated long after its event recomputes
 the bucket of the tier its event time falls in. Rollups keep the raw unit code the warehouse wrote
 (old or new); mapping onto current wards happens when figures are computed (``data_sources.kpis``),
-so the pre-merger view stays possible.
+so the pre-merger view stays possible. The tiers are held as integer-coded numpy columns in period
+parts (``data_sources.rollup``), and every statement shape is built once with bound parameters, so a
+poll's own work follows the buckets it changed, not the history it holds.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import redis
-from sqlalchemy import Connection, Engine, exc, func, or_, select
+from sqlalchemy import BindParameter, Connection, Engine, Select, and_, bindparam, exc, func, or_, select
 
 from config.datasets import Dataset, Duration
 from data_sources.clock import Clock, to_local_naive
@@ -51,14 +57,31 @@ from data_sources.quality import (
     UNKNOWN_UNIT,
     QualityRules,
     check_catalogue,
+    undated_check,
 )
 from data_sources.records import mask_value
+from data_sources.rollup import (
+    BUCKET,
+    ENTITY,
+    UNIT,
+    Block,
+    Encoder,
+    Tier,
+    combine,
+    concat,
+    empty_block,
+    floored,
+)
 from data_sources.snapshots import PART_SEPARATOR, EncodedFrame, Snapshot, SnapshotStore, encoded_frame
 from data_sources.sql import (
+    OUTSIDE,
+    POINT_LAT,
+    POINT_LON,
     ROWS,
     ReflectedDataset,
     bucket_expression,
     check_conditions,
+    day_counts_statement,
     duplicate_example_statement,
     example_statement,
     filter_expression,
@@ -67,6 +90,7 @@ from data_sources.sql import (
     quality_names,
     reflect_dataset,
     time_ranges_condition,
+    undated_statement,
     unindexed_group_key,
     where_conditions,
 )
@@ -81,25 +105,35 @@ RECENT_SECONDS = 48 * HOUR
 HOURLY_SECONDS = 35 * DAY
 RETENTION = {"recent_hours": RECENT_SECONDS // HOUR, "hourly_days": HOURLY_SECONDS // DAY, "daily_days": None}
 """History kept in the snapshot: the dataset's buckets 48 h, hourly 35 days, daily without limit."""
-PARTITIONS = {"recent": HOUR, "hourly": DAY, "daily": 30 * DAY}
-"""History frames are published in parts of these periods; a poll re-encodes only the parts it changed."""
+PARTITIONS = {"recent": HOUR, "hourly": DAY, "hourly_entity": DAY, "daily": 30 * DAY}
+"""History frames are kept and published in parts of these periods; a poll re-encodes only the parts
+it changed (``hourly_entity`` exists for ``by_entity`` datasets only)."""
 RANGES_PER_QUERY = 200
 FULL_LOAD_CHUNKS = {"fine": 6 * HOUR, "hourly": DAY, "daily": 7 * DAY}
 """A first poll reads history in slices this long: each statement stays short (well inside the
 statement timeout) and its sort small, however big the table."""
+RECONCILE_DAYS = 31
+"""Days counted per reconcile statement (each day one range count of the event-time index)."""
 EXAMPLES_PER_CHECK = 5
 EXAMPLE_BUCKETS = 20
 """Newest buckets searched for example rows of one check."""
 RETRIES = 2
 BACKOFF_SECONDS = 0.5
-UNIT = "unit"
-ENTITY = "entity"
-BUCKET = "bucket"
 DURATION_NAME = "duration"
 DURATION_END = "end"
 DURATION_VALUE = "value"
 DURATION_SECONDS = HOURLY_SECONDS
 """How far back (by end time) the ``durations`` frame keeps finished records."""
+EMPTY_STATE = pd.DataFrame(columns=[UNIT])
+EMPTY_ENTITIES = pd.DataFrame()
+EMPTY_DURATIONS = pd.DataFrame(columns=[UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE])
+"""Shared, never changed: a dataset without state, entities or durations publishes the same object
+every poll, so the publisher sees at once that it is unchanged."""
+
+NOW = bindparam("now")
+"""The poll's time in cached statements (filters with the value "now")."""
+STATEMENT_SHAPES = 128
+"""Statements kept built per poller (one per shape: tier and number of time ranges)."""
 
 TRANSIENT_ERRORS = (
     exc.OperationalError,
@@ -132,41 +166,6 @@ def contiguous_ranges(buckets: list[int], size: int) -> list[tuple[int, int]]:
         else:
             ranges.append((start, start + size))
     return ranges
-
-
-def combine(frame: pd.DataFrame, keys: list[str], aggregations: dict[str, str]) -> pd.DataFrame:
-    """Re-aggregate rollup rows over ``keys`` (count/sum add up, min/max stay min/max)."""
-    if frame.empty:
-        return frame[keys + list(aggregations)].copy()
-    if keys == [BUCKET, UNIT]:
-        return _combine_bucket_unit(frame, aggregations)
-    grouped = frame.groupby(keys, dropna=False, sort=True)
-    additive = [name for name, agg in aggregations.items() if agg in ("count", "sum")]
-    result = grouped[additive].sum()  # one pass for every additive column (a dict of aggregates is slower)
-    for name, agg in aggregations.items():
-        if agg not in ("count", "sum"):
-            result[name] = getattr(grouped[name], agg)()
-    return result[list(aggregations)].reset_index()
-
-
-def _combine_bucket_unit(frame: pd.DataFrame, aggregations: dict[str, str]) -> pd.DataFrame:
-    """``combine`` over (bucket, unit) with numpy: the poller does this for every changed hour and day
-    of every poll, and pandas' groupby costs several times more on frames this small."""
-    codes, units = pd.factorize(frame[UNIT], use_na_sentinel=False)
-    buckets = frame[BUCKET].to_numpy(dtype="int64")
-    width = len(units) + 1
-    groups, inverse = np.unique(buckets * width + codes, return_inverse=True)
-    data: dict[str, Any] = {BUCKET: groups // width}
-    data[UNIT] = pd.array(np.asarray(units, dtype=object)[groups % width], dtype="string")
-    for name, agg in aggregations.items():
-        values = frame[name].to_numpy(dtype="float64")
-        if agg in ("count", "sum"):
-            data[name] = np.bincount(inverse, weights=np.nan_to_num(values), minlength=len(groups))
-        else:
-            found = np.full(len(groups), np.nan)
-            (np.fmax if agg == "max" else np.fmin).at(found, inverse, values)
-            data[name] = found
-    return pd.DataFrame(data)
 
 
 def floor_to(epoch: int, size: int) -> int:
@@ -219,22 +218,34 @@ class PollResult:
     """Rows inside the late window (``watermark > last watermark - late_window``) read this poll."""
     reset: str | None = None
     """Why the rollups were rebuilt from scratch this poll (the warehouse went back in time)."""
+    reconciled_days: int | None = None
+    """When this poll reconciled the history with the warehouse: the days whose row count differed
+    from the rollups and were re-aggregated (None: no reconcile this poll)."""
+    last_reconcile_at: datetime | None = None
+    """When the history was last reconciled (a first poll counts: it reads everything)."""
+    last_reconcile_days: int | None = None
+    """Days the last reconcile re-aggregated."""
+    next_reconcile_at: datetime | None = None
 
 
 @dataclass
 class Tiers:
-    """The rollup in its three retention tiers, each a published frame.
+    """The rollup in its three retention tiers (``data_sources.rollup.Tier``: parts of coded columns).
 
     ``fine`` holds the dataset's buckets (with entities) from ``fine_floor``; ``hourly`` every hour
     from ``hourly_floor`` (hours of the fine period derived from it); ``daily`` every day (days of the
     hourly period derived from it). Each poll replaces only the buckets, hours and days it touched.
     """
 
-    fine: pd.DataFrame
-    hourly: pd.DataFrame
-    daily: pd.DataFrame
+    fine: Tier
+    hourly: Tier
+    daily: Tier
     fine_floor: int
     hourly_floor: int
+
+    def copy(self) -> Tiers:
+        """Tiers a poll may change without touching these (parts are shared, never changed in place)."""
+        return Tiers(self.fine.copy(), self.hourly.copy(), self.daily.copy(), self.fine_floor, self.hourly_floor)
 
 
 @dataclass
@@ -268,6 +279,13 @@ class _Pending:
     late_examples: list[dict[str, Any]] = field(default_factory=list)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reset: str | None = None
+    undated: dict[str, int] | None = None
+    """Rows without an event time per unit, when this poll recounted them (None: unchanged)."""
+    undated_examples: list[dict[str, Any]] = field(default_factory=list)
+    recount_undated: bool = False
+    """Something in the late window or among late arrivals has no event time: recount those rows."""
+    reconciled: int | None = None
+    """Days re-aggregated by this poll's reconcile (None: it did not reconcile; a full load gives 0)."""
 
 
 @dataclass
@@ -285,17 +303,29 @@ class DatasetPoller:
     tiers: Tiers | None = None
     late: LateArrivals = field(default_factory=LateArrivals)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    undated: dict[str, int] = field(default_factory=dict)
+    """Rows whose event time is NULL, per raw unit code ("" for none): bad rows kept out of every bucket."""
+    reconciled_at: datetime | None = None
+    """Start of the last poll that reconciled the history with the warehouse (or loaded it whole)."""
+    reconciled_days: int | None = None
+    """Days that poll re-aggregated because they differed from the warehouse."""
     window: tuple[datetime, dict[int, tuple]] | None = None
     """The last late-window read: its lower bound and per bucket (rows, newest watermark, newest key)."""
     encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = field(default_factory=dict)
     parts: dict[str, dict[int, EncodedFrame]] = field(default_factory=dict)
     dirty: dict[str, set[int] | None] = field(default_factory=lambda: dict.fromkeys(PARTITIONS))
     """Parts changed since the last successful publish (None: all); cleared once a snapshot is stored."""
+    encoder: Encoder = field(default_factory=Encoder)
+    """Unit and entity codes of the rollups, and the encoding of their parts."""
     history: list[PollResult] = field(default_factory=list)
     retries: int = RETRIES
     backoff_seconds: float = BACKOFF_SECONDS
     sleep: Callable[[float], None] = time.sleep
     _aggregations: tuple[ReflectedDataset, dict[str, str]] | None = field(default=None, repr=False)
+    _statements: dict[Any, Select] = field(default_factory=dict, repr=False)
+    _statements_for: ReflectedDataset | None = field(default=None, repr=False)
+    _outline_points: set[tuple[float, float]] = field(default_factory=set, repr=False)
+    """Points inside the box but outside the province outline found by the poll under way (examples)."""
     _current: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     """State and entities read by the last poll, on its connection."""
 
@@ -334,29 +364,49 @@ class DatasetPoller:
         fine_floor = floor_to(now_epoch - RECENT_SECONDS, self.hour_size)
         return fine_floor, floor_to(now_epoch - HOURLY_SECONDS, DAY)
 
-    def _empty(self, keys: list[str]) -> pd.DataFrame:
-        return pd.DataFrame({name: pd.Series(dtype="float64") for name in keys + list(self.aggregations)})
+    def _columns(self, keys: list[str]) -> list[str]:
+        """Columns of a rollup with ``keys``: the keys, then every rolled-up measure."""
+        return [*keys, *self.aggregations]
 
-    def _read_frame(self, connection: Connection, statement, keys: list[str]) -> pd.DataFrame:
-        result = connection.execute(statement)
+    def _tier_columns(self, tier: str) -> list[str]:
+        return self._columns({"fine": self.keys, "hourly": self.hourly_keys, "daily": [BUCKET, UNIT]}[tier])
+
+    def _statement(self, shape: Any, build: Callable[[], Select]) -> Select:
+        """The statement of ``shape``, built once: values that change between polls (the poll time, time
+        ranges, the watermark) are bound parameters given at execution. Building a grouped statement
+        and its cache key costs more than a poll's own numpy work."""
+        reflected = self._reflect()
+        if self._statements_for is not reflected or len(self._statements) > STATEMENT_SHAPES:
+            self._statements, self._statements_for = {}, reflected
+        found = self._statements.get(shape)
+        if found is None:
+            found = self._statements[shape] = build()
+        return found
+
+    def _read_block(self, connection: Connection, statement, keys: list[str], parameters: dict[str, Any]) -> Block:
+        """A grouped query's rows as a block: column by column into typed arrays, codes for strings."""
+        result = connection.execute(statement, parameters)
         names = list(result.keys())
         rows = result.fetchall()
         if not rows:
-            return self._empty(keys).astype(
-                {BUCKET: "int64", UNIT: "string", **({ENTITY: "string"} if ENTITY in keys else {})}
-            )
-        # column by column into typed arrays: much cheaper than letting pandas infer from row objects
+            return empty_block(self._columns(keys))
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
-        data: dict[str, Any] = {}
+        if None in columns[BUCKET]:  # an event time the database cannot read as a time (SQLite text)
+            rows = [row for row in rows if row[names.index(BUCKET)] is not None]
+            log.warning("dataset %s: rows with an unreadable event time left out of the rollups", self.dataset.id)
+            if not rows:
+                return empty_block(self._columns(keys))
+            columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+        block: Block = {}
         for name in names:
             values = columns[name]
             if name == BUCKET:
-                data[name] = np.array(values, dtype="int64")
+                block[name] = np.array(values, dtype="int64")
             elif name in (UNIT, ENTITY):
-                data[name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+                block[name] = self.encoder.codes(name).encode(values)
             else:
-                data[name] = np.array(values, dtype="float64")  # NULL -> NaN, Decimal -> float
-        return pd.DataFrame(data)
+                block[name] = np.array(values, dtype="float64")  # NULL -> NaN, Decimal -> float
+        return block
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -372,8 +422,10 @@ class DatasetPoller:
         while True:
             attempts += 1
             try:
-                pending = self._poll_once(to_local_naive(started))
+                pending = self._poll_once(to_local_naive(started), reconcile=self.reconcile_due(started))
                 self._apply(pending)
+                if pending.reconciled is not None:
+                    self.reconciled_at, self.reconciled_days = started, pending.reconciled
                 snapshot = self._publish(started)
                 result = PollResult(
                     self.dataset.id,
@@ -387,6 +439,7 @@ class DatasetPoller:
                     late_rows=pending.late_rows,
                     window_rows=pending.window_rows,
                     reset=pending.reset,
+                    reconciled_days=pending.reconciled,
                 )
                 break
             except Exception as error:  # a failed poll must never stop the poller
@@ -409,8 +462,22 @@ class DatasetPoller:
                     attempts=attempts,
                 )
                 break
+        result.last_reconcile_at, result.last_reconcile_days = self.reconciled_at, self.reconciled_days
+        result.next_reconcile_at = self.next_reconcile_at
         self.history = (self.history + [result])[-50:]
         return result
+
+    @property
+    def next_reconcile_at(self) -> datetime | None:
+        """When the history is due to be reconciled with the warehouse next (None: at the first poll)."""
+        if self.reconciled_at is None:
+            return None
+        return self.reconciled_at + timedelta(seconds=self.dataset.reconcile_seconds)
+
+    def reconcile_due(self, now: datetime) -> bool:
+        """True when a poll at ``now`` should also reconcile the history (every ``reconcile_every``)."""
+        due = self.next_reconcile_at
+        return due is not None and now >= due
 
     def _apply(self, pending: _Pending) -> None:
         """Make a successful poll's reads the poller's state."""
@@ -426,20 +493,24 @@ class DatasetPoller:
             self.examples = {}
         for check, found in pending.examples.items():
             self.examples[check] = found
+        if pending.undated is not None:
+            self.undated = pending.undated
+            self.examples[undated_check(self.dataset)] = pending.undated_examples
         if pending.late_rows:
             self.late.total += pending.late_rows
             for unit, count in pending.late_units.items():
                 self.late.by_unit[unit] = self.late.by_unit.get(unit, 0) + count
             self.late.examples = (pending.late_examples + self.late.examples)[:EXAMPLES_PER_CHECK]
 
-    def _poll_once(self, now: datetime) -> _Pending:
+    def _poll_once(self, now: datetime, *, reconcile: bool = False) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
         table = reflected.table
         watermark_column = table.c[dataset.watermark]
         floors = self._floors(to_epoch(now))
+        self._outline_points = set()
         with self.engine.connect() as connection, statement_timeout(connection, dataset.statement_timeout_seconds):
-            latest = connection.execute(select(func.max(watermark_column))).scalar()
+            latest = connection.execute(self._statement("latest", lambda: select(func.max(watermark_column)))).scalar()
             reset = None
             if self.tiers is not None and self.watermark is not None and (latest is None or latest < self.watermark):
                 reset = f"newest {dataset.watermark} went back from {self.watermark} to {latest}: rollups rebuilt"
@@ -447,7 +518,7 @@ class DatasetPoller:
             if self.tiers is None or self.watermark is None or reset:  # first poll, or an empty table so far
                 pending = self._full_load(connection, now, floors, latest, reset)
             else:
-                pending = self._incremental(connection, now, floors)
+                pending = self._incremental(connection, now, floors, reconcile=reconcile)
             pending.current = {
                 "state": self._state_frame(connection, now),
                 "entities": self._entities_frame(connection),
@@ -472,7 +543,7 @@ class DatasetPoller:
             "hourly": (hourly_floor, fine_floor, FULL_LOAD_CHUNKS["hourly"]),
             "daily": (min(first_day, hourly_floor), hourly_floor, FULL_LOAD_CHUNKS["daily"]),
         }
-        read = {}
+        read: dict[str, Block] = {}
         for tier, (start, end, step) in tier_ranges.items():
             if end is None:  # the fine tier runs on into rows stamped in the future
                 until = max(start, floor_to(to_epoch(now), step) + step)
@@ -482,156 +553,302 @@ class DatasetPoller:
             parts = []
             for low, high in slices:
                 span = [(bucket_start(low), bucket_start(high) if high is not None else None)]
-                parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, span)))
-            read[tier] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        fine = read["fine"]
-        hours = set(floor_to(fine[BUCKET], self.hour_size))
-        by_entity = self.dataset.by_entity
-        hourly = pd.concat(
-            [read["hourly"], self._derive(fine, hours, self.hour_size, keep_entity=by_entity)], ignore_index=True
-        )
-        days = set(floor_to(hourly[BUCKET], DAY))
-        daily = pd.concat([read["daily"], self._derive(hourly, days, DAY)], ignore_index=True)
+                parts.append(self._grouped(connection, now, tier, span))
+            read[tier] = concat(parts, self._tier_columns(tier))
+        fine = self._new_tier("fine", read["fine"])
+        hours = set(floor_to(read["fine"][BUCKET], self.hour_size).tolist())
+        from_fine = self._derive(fine, hours, self.hour_size, keep_entity=self.dataset.by_entity)
+        hourly = self._new_tier("hourly", concat([read["hourly"], from_fine], self._tier_columns("hourly")))
+        days = {floor_to(p, DAY) for p in hourly.parts}
+        from_hours = self._derive(hourly, days, DAY)
+        daily = self._new_tier("daily", concat([read["daily"], from_hours], self._tier_columns("daily")))
         tiers = Tiers(fine, hourly, daily, fine_floor, hourly_floor)
-        fresh = {tier: (frame, self._tier_size(tier)) for tier, frame in read.items()}
+        fresh = {tier: (block, self._tier_size(tier)) for tier, block in read.items()}
         examples = self._examples(connection, fresh, replace_all=True)
-        rows = sum(int(f[ROWS].sum()) for f in read.values())
-        buckets = sum(len(f[BUCKET].unique()) for f in read.values())
+        rows = sum(int(b[ROWS].sum()) for b in read.values())
+        buckets = sum(len(np.unique(b[BUCKET])) for b in read.values())
         window = None
         if latest is not None:
             since = latest - timedelta(seconds=self.dataset.late_window_seconds)
-            touched = self._window_read(connection, since)
-            window = (since, {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None})
-        return _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+            window = (since, self._fingerprints(self._window_read(connection, since)))
+        pending = _Pending(tiers, latest, max_key, rows, buckets, window=window, examples=examples, reset=reset)
+        pending.reconciled = 0  # everything was just read: as good as a reconcile
+        self._count_undated(connection, pending)
+        return pending
 
     def _tier_size(self, tier: str) -> int:
         return {"fine": self.dataset.bucket_seconds, "hourly": self.hour_size, "daily": DAY}[tier]
 
-    def _grouped(self, connection: Connection, now: datetime, tier: str, condition) -> pd.DataFrame:
-        by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
-        statement = grouped_statement(
-            self._reflect(), now, self._tier_size(tier), condition, by_entity=by_entity, bounds=self.rules.bounds
-        )
-        keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
-        return self._read_frame(connection, statement, keys)
+    def _new_tier(self, tier: str, block: Block) -> Tier:
+        period = PARTITIONS[{"fine": "recent"}.get(tier, tier)]
+        return Tier.of(block, self._tier_size(tier), period, self._tier_columns(tier))
 
-    def _derive(self, frame: pd.DataFrame, periods: set[int], size: int, *, keep_entity: bool = False) -> pd.DataFrame:
-        """Rows of ``frame`` in the given ``size``-second periods, re-aggregated per (period, unit)
+    def _grouped(
+        self, connection: Connection, now: datetime, tier: str, spans: list[tuple[datetime | None, datetime | None]]
+    ) -> Block:
+        """Measures and quality counts of ``tier`` over event-time ``spans`` (half-open; None: open)."""
+        reflected = self._reflect()
+        by_entity = tier == "fine" or (tier == "hourly" and self.dataset.by_entity)
+        points = self.rules.area is not None and self.rules.bounds is not None and OUTSIDE in self.aggregations
+        shape = ("grouped", tier, tuple((low is None, high is None) for low, high in spans))
+        bounds: list[tuple[BindParameter | None, BindParameter | None]] = [
+            (None if low is None else bindparam(f"low{i}"), None if high is None else bindparam(f"high{i}"))
+            for i, (low, high) in enumerate(spans)
+        ]
+        statement = self._statement(
+            shape,
+            lambda: grouped_statement(
+                reflected,
+                NOW,
+                self._tier_size(tier),
+                time_ranges_condition(reflected, bounds),
+                by_entity=by_entity,
+                bounds=self.rules.bounds,
+                points=points,
+            ),
+        )
+        parameters: dict[str, Any] = {"now": now}
+        for i, (low, high) in enumerate(spans):
+            parameters |= {f"low{i}": low, f"high{i}": high}
+        keys = (self.keys if tier == "fine" else self.hourly_keys) if by_entity else [BUCKET, UNIT]
+        if not points:
+            return self._read_block(connection, statement, keys, parameters)
+        block = self._read_block(connection, statement, [*keys, POINT_LAT, POINT_LON], parameters)
+        return combine(self._outside_outline(block), keys, self.aggregations)
+
+    def _outside_outline(self, block: Block) -> Block:
+        """``block`` (split by point) with rows of points inside the province's box but outside its
+        outline counted in ``_outside_area`` (points outside the box are counted by SQL already)."""
+        lat, lon = block[POINT_LAT], block[POINT_LON]
+        bounds = self.rules.bounds
+        in_box = (lat >= bounds.south) & (lat <= bounds.north) & (lon >= bounds.west) & (lon <= bounds.east)
+        candidates = np.flatnonzero(in_box)  # NaN (no point) is never in the box
+        if not len(candidates):
+            return block
+        outside = candidates[self.rules.area.outside(lat[candidates], lon[candidates])]
+        if not len(outside):
+            return block
+        self._outline_points |= set(zip(lat[outside].tolist(), lon[outside].tolist(), strict=True))
+        counts = block[OUTSIDE].copy()
+        counts[outside] += block[ROWS][outside]  # a group's rows share its point
+        return block | {OUTSIDE: counts}
+
+    def _derive(self, tier: Tier, periods: set[int], size: int, *, keep_entity: bool = False) -> Block:
+        """Rows of ``tier`` in the given ``size``-second periods, re-aggregated per (period, unit)
         (and entity, with ``keep_entity``)."""
-        keys = [BUCKET, UNIT, ENTITY] if keep_entity and ENTITY in frame else [BUCKET, UNIT]
-        if not periods:
-            return self._empty(keys)
-        buckets = frame[BUCKET]
-        near = frame.loc[(buckets >= min(periods)) & (buckets < max(periods) + size)]  # cheap cut first
-        starts = floor_to(near[BUCKET], size)
-        part = near.loc[starts.isin(periods)].assign(**{BUCKET: starts})
-        if ENTITY not in keys:
-            part = part.drop(columns=[ENTITY], errors="ignore")
-        return combine(part, keys, self.aggregations)
+        keys = [BUCKET, UNIT, ENTITY] if keep_entity and ENTITY in tier.columns else [BUCKET, UNIT]
+        rows = floored(tier.select(periods, size), size)
+        return combine(rows, keys, self.aggregations)
+
+    def _advanced(self, floors: tuple[int, int]) -> tuple[Tiers, dict[str, set[int]]]:
+        """Copies of the tiers with buckets past their tier's horizon dropped (their hours and days
+        stay), and the parts that changed doing so."""
+        tiers = self.tiers.copy()
+        tiers.fine_floor = max(floors[0], tiers.fine_floor)
+        tiers.hourly_floor = max(floors[1], tiers.hourly_floor)
+        recent = tiers.fine.drop_before(tiers.fine_floor)
+        hourly = tiers.hourly.drop_before(tiers.hourly_floor)
+        return tiers, {"recent": recent, "hourly": hourly, "hourly_entity": set(hourly)}
 
     @staticmethod
-    def _replace(frame: pd.DataFrame, buckets: set[int], fresh: list[pd.DataFrame]) -> pd.DataFrame:
-        """``frame`` with the rows of ``buckets`` replaced by ``fresh``."""
-        if not buckets:
-            return frame
-        kept = frame.loc[~frame[BUCKET].isin(buckets)]
-        parts = [f for f in (kept, *fresh) if not f.empty]
-        return pd.concat(parts, ignore_index=True) if parts else kept
+    def _fingerprints(touched: list) -> dict[int | None, tuple]:
+        """Per bucket of a late-window read (None: rows without an event time): rows, newest
+        watermark and newest key."""
+        return {(None if row[0] is None else int(row[0])): tuple(row[1:]) for row in touched}
 
-    def _advanced(self, floors: tuple[int, int]) -> Tiers:
-        """The tiers with buckets past their tier's horizon dropped (their hours and days stay)."""
-        tiers = self.tiers
-        fine_floor, hourly_floor = max(floors[0], tiers.fine_floor), max(floors[1], tiers.hourly_floor)
-        fine, hourly = tiers.fine, tiers.hourly
-        if fine_floor > tiers.fine_floor and (fine[BUCKET] < fine_floor).any():
-            fine = fine.loc[fine[BUCKET] >= fine_floor]
-        if hourly_floor > tiers.hourly_floor and (hourly[BUCKET] < hourly_floor).any():
-            hourly = hourly.loc[hourly[BUCKET] >= hourly_floor]
-        return Tiers(fine, hourly, tiers.daily, fine_floor, hourly_floor)
+    def _count_undated(self, connection: Connection, pending: _Pending) -> None:
+        """Count the rows without an event time per unit, with a few examples."""
+        reflected = self._reflect()
+        found = {}
+        for unit, count in connection.execute(undated_statement(reflected)).fetchall():
+            name = "" if unit is None else str(unit)
+            found[name] = found.get(name, 0) + int(count)
+        pending.undated = found
+        pending.undated_examples = []
+        if found:
+            column = self.dataset.event_time
+            condition = reflected.table.c[column].is_(None)
+            statement = example_statement(reflected, condition, column, limit=EXAMPLES_PER_CHECK)
+            pending.undated_examples = [
+                self._example(row, None) | {"column": column, "value": None}
+                for row in connection.execute(statement).mappings()
+            ]
+            log.warning(
+                "dataset %s: %d row(s) without %s: counted on Data health, in no figure",
+                self.dataset.id,
+                sum(found.values()),
+                column,
+            )
 
     def _window_read(self, connection: Connection, since: datetime) -> list:
         """Per bucket touched by rows past ``since``: rows, newest watermark (and newest key)."""
         reflected = self._reflect()
-        table = reflected.table
-        watermark_column = table.c[self.dataset.watermark]
-        bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
-        columns = [bucket, func.count(), func.max(watermark_column)]
-        if reflected.increasing_key:
-            columns.append(func.max(table.c[self.dataset.key]))
-        return connection.execute(select(*columns).where(watermark_column > since).group_by(bucket)).fetchall()
 
-    def _incremental(self, connection: Connection, now: datetime, floors: tuple[int, int]) -> _Pending:
+        def build() -> Select:
+            table = reflected.table
+            watermark_column = table.c[self.dataset.watermark]
+            bucket = bucket_expression(reflected, self.dataset.bucket_seconds).label(BUCKET)
+            columns = [bucket, func.count(), func.max(watermark_column)]
+            if reflected.increasing_key:
+                columns.append(func.max(table.c[self.dataset.key]))
+            return select(*columns).where(watermark_column > bindparam("since")).group_by(bucket)
+
+        return connection.execute(self._statement("window", build), {"since": since}).fetchall()
+
+    def _incremental(
+        self, connection: Connection, now: datetime, floors: tuple[int, int], *, reconcile: bool = False
+    ) -> _Pending:
         reflected = self._reflect()
         dataset = self.dataset
-        tiers = self._advanced(floors)
+        tiers, aged = self._advanced(floors)
         since = self.watermark - timedelta(seconds=dataset.late_window_seconds)
-        bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
         touched = self._window_read(connection, since)
-        window = {int(row[0]): tuple(row[1:]) for row in touched if row[0] is not None}
-        newest = max((row[2] for row in touched), default=self.watermark)
+        window = self._fingerprints(touched)
+        newest = max((row[2] for row in touched if row[2] is not None), default=self.watermark)
         max_key = self.max_key
         if reflected.increasing_key:
             max_key = max([k for k in (max_key, *(row[3] for row in touched)) if k is not None], default=None)
         pending = _Pending(tiers, max(self.watermark, newest), max_key, 0, 0, window=(since, window))
-        pending.dirty = {name: set() for name in PARTITIONS}
+        pending.dirty = {name: set(aged.get(name, ())) for name in PARTITIONS}
         pending.window_rows = sum(int(row[1]) for row in touched)
         # Same window as last poll: a bucket whose rows, newest watermark and newest key are unchanged
         # holds nothing new (a late commit, update or delete changes one of them); skip recomputing it.
-        unchanged = self.window[1] if self.window is not None and self.window[0] == since else {}
+        # A bucket of the last window that is gone although its newest row should still be inside the
+        # window lost its rows to a DELETE: it is recomputed too.
+        previous = self.window[1] if self.window is not None else {}
+        unchanged = previous if self.window is not None and self.window[0] == since else {}
         buckets = {b for b, fingerprint in window.items() if unchanged.get(b) != fingerprint}
+        buckets |= {b for b, (_, newest, *_) in previous.items() if b not in window and newest and newest > since}
         if reflected.increasing_key and self.max_key is not None:
-            self._late_arrivals(connection, since, bucket, pending, buckets)
-        if not buckets:
-            return pending
+            self._late_arrivals(connection, since, pending, buckets)
+        if None in buckets:  # rows without an event time changed: they are counted apart
+            buckets.discard(None)
+            pending.recount_undated = True
         chosen = {
             "fine": {b for b in buckets if b >= tiers.fine_floor},
             "hourly": {floor_to(b, self.hour_size) for b in buckets if tiers.hourly_floor <= b < tiers.fine_floor},
             "daily": {floor_to(b, DAY) for b in buckets if b < tiers.hourly_floor},
         }
+        if any(chosen.values()):
+            self._recompute_buckets(connection, now, chosen, pending)
+        if reconcile:  # after the late window's changes, so that only what it cannot see differs
+            days = self._differing_days(connection, tiers)
+            pending.reconciled = len(days)
+            pending.recount_undated = True
+            if days:
+                log.warning(
+                    "dataset %s: %d day(s) of history differed from the warehouse (rows deleted or written "
+                    "with an old watermark); re-aggregated",
+                    dataset.id,
+                    len(days),
+                )
+                chosen = {tier: set() for tier in chosen}
+                for day in days:
+                    for tier, found in self._day_buckets(day, tiers).items():
+                        chosen[tier] |= found
+                self._recompute_buckets(connection, now, chosen, pending)
+        if pending.recount_undated:
+            self._count_undated(connection, pending)
+        return pending
+
+    def _differing_days(self, connection: Connection, tiers: Tiers) -> set[int]:
+        """Days whose row count in the warehouse differs from the rollups' (rows and duplicate copies).
+
+        Each day is one range count of the event-time index, ``RECONCILE_DAYS`` days per statement, so
+        the cost is one pass over the index and no statement grows with the table's age.
+        """
+        reflected = self._reflect()
+        event_time = reflected.table.c[self.dataset.event_time]
+        first, last = connection.execute(
+            self._statement("extent", lambda: select(func.min(event_time), func.max(event_time)))
+        ).one()
+        counted: dict[int, int] = {}
+        if first is not None:
+            days = list(range(floor_to(to_epoch(first), DAY), floor_to(to_epoch(last), DAY) + DAY, DAY))
+            for offset in range(0, len(days), RECONCILE_DAYS):
+                batch = days[offset : offset + RECONCILE_DAYS]
+                size = len(batch)
+                statement = self._statement(
+                    ("day_counts", size), lambda size=size: day_counts_statement(reflected, size)
+                )
+                bounds = [*batch, batch[-1] + DAY]
+                row = connection.execute(statement, {f"day{i}": bucket_start(d) for i, d in enumerate(bounds)}).one()
+                counted |= {day: int(count) for day, count in zip(batch, row, strict=True) if count}
+        held = self._day_counts(tiers)
+        return {day for day in counted.keys() | held.keys() if counted.get(day, 0) != held.get(day, 0)}
+
+    @staticmethod
+    def _day_counts(tiers: Tiers) -> dict[int, int]:
+        """Rows per day as the rollups hold them (each natural key once, plus its duplicate copies)."""
+        block = tiers.daily.block()
+        if not len(block[BUCKET]):
+            return {}
+        rows = np.nan_to_num(block[ROWS]) + (np.nan_to_num(block[DUPLICATES]) if DUPLICATES in block else 0)
+        days, inverse = np.unique(block[BUCKET], return_inverse=True)
+        totals = np.bincount(inverse, weights=rows, minlength=len(days))
+        return {int(day): round(total) for day, total in zip(days.tolist(), totals.tolist(), strict=True)}
+
+    def _day_buckets(self, day: int, tiers: Tiers) -> dict[str, set[int]]:
+        """Every bucket of ``day`` in the tier that holds it: fine buckets from ``fine_floor``, hours
+        from ``hourly_floor``, the day itself before that."""
+        end = day + DAY
+        return {
+            "fine": set(range(max(day, tiers.fine_floor), end, self.dataset.bucket_seconds)),
+            "hourly": set(range(max(day, tiers.hourly_floor), min(end, tiers.fine_floor), self.hour_size)),
+            "daily": {day} if day < tiers.hourly_floor else set(),
+        }
+
+    def _recompute_buckets(
+        self, connection: Connection, now: datetime, chosen: dict[str, set[int]], pending: _Pending
+    ) -> None:
+        """Read the ``chosen`` buckets of each tier again and put them, with the hours and days they
+        belong to, in ``pending``'s tiers; collect example rows of what they hold."""
+        dataset = self.dataset
+        tiers = pending.tiers
         read = {tier: self._recompute(connection, now, tier, found) for tier, found in chosen.items() if found}
-        empty = self._empty([BUCKET, UNIT])
-        tiers.fine = self._replace(tiers.fine, chosen["fine"], [read.get("fine", empty)])
+        dirty = pending.dirty
+        dirty["recent"] |= tiers.fine.replace(chosen["fine"], read.get("fine", empty_block(tiers.fine.columns)))
         hours_from_fine = {floor_to(b, self.hour_size) for b in chosen["fine"]}
         hours = hours_from_fine | chosen["hourly"]
         from_fine = self._derive(tiers.fine, hours_from_fine, self.hour_size, keep_entity=dataset.by_entity)
-        tiers.hourly = self._replace(tiers.hourly, hours, [from_fine, read.get("hourly", empty)])
+        fresh_hours = concat([from_fine, read.get("hourly", empty_block(tiers.hourly.columns))], tiers.hourly.columns)
+        changed_days = tiers.hourly.replace(hours, fresh_hours)
+        dirty["hourly"] |= changed_days
+        dirty["hourly_entity"] |= changed_days
         days_from_hours = {floor_to(h, DAY) for h in hours}
-        tiers.daily = self._replace(
-            tiers.daily,
-            days_from_hours | chosen["daily"],
-            [self._derive(tiers.hourly, days_from_hours, DAY), read.get("daily", empty)],
-        )
-        pending.rows_read = sum(int(f[ROWS].sum()) for f in read.values())
-        pending.buckets = sum(len(found) for found in chosen.values())
-        days = days_from_hours | chosen["daily"]
-        pending.dirty = {
-            "recent": {floor_to(b, PARTITIONS["recent"]) for b in chosen["fine"]},
-            "hourly": {floor_to(h, PARTITIONS["hourly"]) for h in hours},
-            "daily": {floor_to(d, PARTITIONS["daily"]) for d in days},
-        }
-        pending.examples = self._examples(connection, {t: (f, self._tier_size(t)) for t, f in read.items()})
-        return pending
+        from_hours = self._derive(tiers.hourly, days_from_hours, DAY)
+        fresh_days = concat([from_hours, read.get("daily", empty_block(tiers.daily.columns))], tiers.daily.columns)
+        dirty["daily"] |= tiers.daily.replace(days_from_hours | chosen["daily"], fresh_days)
+        pending.rows_read += sum(int(b[ROWS].sum()) for b in read.values())
+        pending.buckets += sum(len(found) for found in chosen.values())
+        fresh = {t: (b, self._tier_size(t)) for t, b in read.items()}
+        pending.examples |= self._examples(connection, fresh, held=self.examples | pending.examples)
 
-    def _late_arrivals(self, connection: Connection, since: datetime, bucket, pending: _Pending, buckets: set) -> None:
+    def _late_arrivals(self, connection: Connection, since: datetime, pending: _Pending, buckets: set) -> None:
         """Rows inserted since the last poll whose watermark is older than the late window (or NULL)."""
         reflected = self._reflect()
         dataset = self.dataset
         table = reflected.table
         watermark_column = table.c[dataset.watermark]
         key = table.c[dataset.key]
-        condition = (key > self.max_key) & or_(watermark_column <= since, watermark_column.is_(None))
-        unit = table.c[dataset.unit].label(UNIT)
-        rows = connection.execute(
-            select(bucket, unit, func.count(), func.max(key)).where(condition).group_by(bucket, unit)
-        ).fetchall()
+        condition = (key > bindparam("max_key")) & or_(
+            watermark_column <= bindparam("since"), watermark_column.is_(None)
+        )
+        parameters = {"max_key": self.max_key, "since": since}
+
+        def build() -> Select:
+            bucket = bucket_expression(reflected, dataset.bucket_seconds).label(BUCKET)
+            unit = table.c[dataset.unit].label(UNIT)
+            return select(bucket, unit, func.count(), func.max(key)).where(condition).group_by(bucket, unit)
+
+        rows = connection.execute(self._statement("late", build), parameters).fetchall()
         if not rows:
             return
         pending.late_rows = sum(int(row[2]) for row in rows)
         for row in rows:
             name = str(row[1]) if row[1] is not None else ""
             pending.late_units[name] = pending.late_units.get(name, 0) + int(row[2])
-            if row[0] is not None:
-                buckets.add(int(row[0]))
+            buckets.add(None if row[0] is None else int(row[0]))
         pending.max_key = max(k for k in (pending.max_key, *(row[3] for row in rows)) if k is not None)
         statement = (
             select(key, table.c[dataset.unit], table.c[dataset.event_time], watermark_column)
@@ -649,7 +866,7 @@ class DatasetPoller:
                 "value": _jsonable(row[3]),
                 "seen_at": seen,
             }
-            for row in connection.execute(statement).fetchall()
+            for row in connection.execute(statement, parameters).fetchall()
         ]
         log.warning(
             "dataset %s: %d row(s) arrived after the %d s late window; counted and reported on Data health",
@@ -658,51 +875,69 @@ class DatasetPoller:
             dataset.late_window_seconds,
         )
 
-    def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> pd.DataFrame:
-        reflected = self._reflect()
+    def _recompute(self, connection: Connection, now: datetime, tier: str, buckets: set[int]) -> Block:
         size = self._tier_size(tier)
+        step = FULL_LOAD_CHUNKS[tier]
         ranges = contiguous_ranges(sorted(buckets), size)
+        short = [(a, b) for a, b in ranges if b - a <= step]
         parts = []
-        for offset in range(0, len(ranges), RANGES_PER_QUERY):
-            chunk = [(bucket_start(a), bucket_start(b)) for a, b in ranges[offset : offset + RANGES_PER_QUERY]]
-            parts.append(self._grouped(connection, now, tier, time_ranges_condition(reflected, chunk)))
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        for offset in range(0, len(short), RANGES_PER_QUERY):
+            chunk = [(bucket_start(a), bucket_start(b)) for a, b in short[offset : offset + RANGES_PER_QUERY]]
+            parts.append(self._grouped(connection, now, tier, chunk))
+        for a, b in (r for r in ranges if r[1] - r[0] > step):  # a long run (a reconcile): in slices, as a first poll
+            for low, high in chunked(a, b, step):
+                parts.append(self._grouped(connection, now, tier, [(bucket_start(low), bucket_start(high))]))
+        return concat(parts, self._tier_columns(tier))
 
     # -- quality examples ------------------------------------------------------------------------
 
     def _examples(
-        self, connection: Connection, fresh: dict[str, tuple[pd.DataFrame, int]], *, replace_all: bool = False
+        self,
+        connection: Connection,
+        fresh: dict[str, tuple[Block, int]],
+        *,
+        replace_all: bool = False,
+        held: dict[str, list[dict[str, Any]]] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         """A few example rows of every check that found bad rows in the freshly computed buckets.
 
-        Examples already held whose event time lies in a recomputed bucket are dropped first (the
-        row may have been corrected), then the newest bad rows of those buckets are added.
+        Examples already ``held`` (default: the poller's) whose event time lies in a recomputed bucket
+        are dropped first (the row may have been corrected), then the newest bad rows of those buckets
+        are added.
         """
+        held = self.examples if held is None else held
         reflected = self._reflect()
         dataset = self.dataset
-        conditions = check_conditions(reflected, self.rules.bounds)
-        spans = [(b, b + size) for frame, size in fresh.values() for b in frame[BUCKET].unique()]
+        names = set(self.aggregations) - {ROWS, *(m.name for m in dataset.measures)}
+        spans = [(b, b + size) for block, size in fresh.values() for b in np.unique(block[BUCKET]).tolist()]
         found: dict[str, list[dict[str, Any]]] = {}
-        checks: dict[str, tuple[Any, str | None]] = dict(conditions)
-        if dataset.natural_key:
-            checks[DUPLICATES] = (None, None)
-        unit_checks = self._unit_checks(fresh)
-        checks |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
-        for check in sorted(set(checks) | set(self.examples)):
-            kept = [] if replace_all else self._kept_examples(check, spans)
+        unit_checks = self._unit_checks(fresh, held)
+        checked = names | set(unit_checks)
+        conditions: dict[str, tuple[Any, str | None]] | None = None
+        for check in sorted(checked | set(held) - {undated_check(dataset)}):
+            kept = [] if replace_all else self._kept_examples(held.get(check, []), spans)
             bad_buckets = self._bad_buckets(fresh, check)
             new: list[dict[str, Any]] = []
-            if bad_buckets and check in checks:
+            if bad_buckets and check in checked:
+                if conditions is None:  # built only when some check found bad rows
+                    conditions = dict(check_conditions(reflected, self.rules.bounds))
+                    if OUTSIDE in conditions and self._outline_points:  # outside the outline, inside the box
+                        box, column = conditions[OUTSIDE]
+                        lat, lon = (reflected.table.c[c] for c in (dataset.latitude, dataset.longitude))
+                        points = [and_(lat == a, lon == b) for a, b in sorted(self._outline_points)[:100]]
+                        conditions[OUTSIDE] = (or_(box, *points), column)
+                    conditions[DUPLICATES] = (None, None)
+                    conditions |= {name: (condition, dataset.unit) for name, condition in unit_checks.items()}
                 ranges = [(bucket_start(a), bucket_start(b)) for a, b in bad_buckets]
                 where = time_ranges_condition(reflected, ranges)
-                condition, column = checks[check]
+                condition, column = conditions[check]
                 if check == DUPLICATES:
                     statement = duplicate_example_statement(reflected, where, limit=EXAMPLES_PER_CHECK)
                     column = dataset.natural_key[0]
                 else:
                     statement = example_statement(reflected, condition & where, column, limit=EXAMPLES_PER_CHECK)
                 new = [self._example(row, column) for row in connection.execute(statement).mappings()]
-            if not new and not kept and check not in self.examples:
+            if not new and not kept and check not in held:
                 continue
             keys = {e["key"] for e in new}
             merged = new + [e for e in kept if e["key"] not in keys]
@@ -710,18 +945,18 @@ class DatasetPoller:
             found[check] = merged[:EXAMPLES_PER_CHECK]
         return found
 
-    def _unit_checks(self, fresh: dict[str, tuple[pd.DataFrame, int]]) -> dict[str, Any]:
+    def _unit_checks(self, fresh: dict[str, tuple[Block, int]], held: dict[str, Any]) -> dict[str, Any]:
         """Conditions for rows with no ward code and with codes neither current nor pre-2025."""
         table = self._reflect().table
         unit = table.c[self.dataset.unit]
-        codes = set()
-        missing = False
-        for frame, _ in fresh.values():
-            present = frame.loc[frame[ROWS] > 0, UNIT]
-            missing |= bool(present.isna().any())
-            codes |= set(present.dropna())
+        present: set[int] = set()
+        for block, _ in fresh.values():
+            present.update(np.unique(block[UNIT][block[ROWS] > 0]).tolist())
+        missing = 0 in present
+        names = self.encoder.units.names
+        codes = {names[code] for code in present if code}
         checks: dict[str, Any] = {}
-        if (missing or MISSING_UNIT in self.examples) and self.dataset.unit not in self.dataset.required:
+        if (missing or MISSING_UNIT in held) and self.dataset.unit not in self.dataset.required:
             checks[MISSING_UNIT] = unit.is_(None)
         known = self.rules.known_units
         if known is not None:
@@ -730,28 +965,30 @@ class DatasetPoller:
                 checks[UNKNOWN_UNIT] = unit.in_(unknown[:500])
         return checks
 
-    def _kept_examples(self, check: str, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    def _kept_examples(self, examples: list[dict[str, Any]], spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
         kept = []
-        for example in self.examples.get(check, []):
+        for example in examples:
             moment = example.get("event_time")
             epoch = to_epoch(datetime.fromisoformat(moment)) if moment else None
             if epoch is None or not any(a <= epoch < b for a, b in spans):
                 kept.append(example)
         return kept
 
-    def _bad_buckets(self, fresh: dict[str, tuple[pd.DataFrame, int]], check: str) -> list[tuple[int, int]]:
+    def _bad_buckets(self, fresh: dict[str, tuple[Block, int]], check: str) -> list[tuple[int, int]]:
         """(start, end) of the newest buckets where ``check`` counted bad rows."""
         found = []
-        for frame, size in fresh.values():
-            if check in frame:
-                bad = frame.loc[frame[check] > 0, BUCKET]
+        for block, size in fresh.values():
+            units = block[UNIT]
+            if check in block:
+                bad = block[BUCKET][block[check] > 0]
             elif check == MISSING_UNIT:
-                bad = frame.loc[frame[UNIT].isna() & (frame[ROWS] > 0), BUCKET]
+                bad = block[BUCKET][(units == 0) & (block[ROWS] > 0)]
             elif check == UNKNOWN_UNIT and self.rules.known_units is not None:
-                bad = frame.loc[frame[UNIT].notna() & ~frame[UNIT].isin(self.rules.known_units), BUCKET]
+                known = self.encoder.units.mask(self.rules.known_units)
+                bad = block[BUCKET][~known[units] & (units != 0)]
             else:
                 continue
-            found += [(int(b), int(b) + size) for b in bad.unique()]
+            found += [(b, b + size) for b in np.unique(bad).tolist()]
         return sorted(set(found), reverse=True)[:EXAMPLE_BUCKETS]
 
     def _example(self, row, column: str | None) -> dict[str, Any]:
@@ -775,6 +1012,10 @@ class DatasetPoller:
 
     # -- state, entities and publishing ----------------------------------------------------------
 
+    def _dated(self, table) -> Any:
+        """Rows with an event time: those without one are bad rows, in no figure (not even a state count)."""
+        return table.c[self.dataset.event_time].is_not(None)
+
     def _state_frame(self, connection: Connection, now: datetime) -> pd.DataFrame:
         reflected = self._reflect()
         table = reflected.table
@@ -783,16 +1024,19 @@ class DatasetPoller:
             keys.append(table.c[self.dataset.entity].label(ENTITY))
         frames = []
         for measure in self.dataset.state:
-            statement = (
-                select(*keys, measure_expression(reflected, measure, now, filters_in_where=True))
-                .where(*where_conditions(reflected, measure, now))
-                .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
-            )
-            result = connection.execute(statement)
+
+            def build(measure=measure) -> Select:
+                return (
+                    select(*keys, measure_expression(reflected, measure, NOW, filters_in_where=True))
+                    .where(*where_conditions(reflected, measure, NOW), self._dated(table))
+                    .group_by(*(unindexed_group_key(reflected, k.element) for k in keys))
+                )
+
+            result = connection.execute(self._statement(("state", measure.name), build), {"now": now})
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             frames.append(frame.set_index([k.name for k in keys]))
         if not frames:
-            return pd.DataFrame(columns=[UNIT])
+            return EMPTY_STATE
         state = pd.concat(frames, axis=1).fillna(0).reset_index()
         state[UNIT] = state[UNIT].astype("string")
         return state
@@ -801,7 +1045,7 @@ class DatasetPoller:
         reflected = self._reflect()
         reference = self.dataset.reference
         if reference is None or reflected.reference is None:
-            return pd.DataFrame()
+            return EMPTY_ENTITIES
         table = reflected.reference
         columns = [table.c[reference.key].label("entity"), table.c[reference.name].label("name")]
         for optional, label in ((reference.lat, "lat"), (reference.lon, "lon")):
@@ -824,7 +1068,7 @@ class DatasetPoller:
         """
         columns = [UNIT, DURATION_NAME, DURATION_END, DURATION_VALUE]
         if not self.dataset.durations:
-            return pd.DataFrame(columns=columns)
+            return EMPTY_DURATIONS
         table = self._reflect().table
         parts = [self._read_durations(connection, table, duration, now) for duration in self.dataset.durations]
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
@@ -870,7 +1114,7 @@ class DatasetPoller:
         ]
         if positions.state is not None:
             measure = next(m for m in self.dataset.state if m.name == positions.state)
-            conditions = where_conditions(reflected, measure, now)
+            conditions = [*where_conditions(reflected, measure, now), self._dated(table)]
         else:
             conditions = [event_time >= now - timedelta(seconds=positions.since_seconds), event_time <= now]
         statement = select(*columns).where(*conditions).order_by(table.c[self.dataset.key])
@@ -882,31 +1126,51 @@ class DatasetPoller:
         )
         return frame
 
+    def _history_names(self) -> list[str]:
+        """The published history frames (``hourly_entity``: per entity, for ``by_entity`` datasets)."""
+        return ["recent", "hourly", "daily"] + (["hourly_entity"] if self.dataset.by_entity else [])
+
+    def _history_columns(self, name: str) -> list[str]:
+        keys = {"recent": self.keys, "hourly_entity": self.hourly_keys}.get(name, [BUCKET, UNIT])
+        return self._columns(keys)
+
+    def _history_tier(self, name: str) -> Tier | None:
+        tiers = self.tiers
+        if tiers is None:
+            return None
+        return {"recent": tiers.fine, "hourly": tiers.hourly, "hourly_entity": tiers.hourly, "daily": tiers.daily}[name]
+
+    def _history_block(self, name: str, block: Block) -> Block:
+        """Rows of a tier as the frame ``name`` publishes them (``hourly`` sums the entity away)."""
+        if name == "hourly" and self.dataset.by_entity:
+            return combine(block, [BUCKET, UNIT], self.aggregations)
+        return block
+
     def rollup_frames(self) -> dict[str, pd.DataFrame]:
         """The history tiers as published: ``recent`` (fine), ``hourly`` (35 days), ``daily`` (all)."""
-        if self.tiers is None:
-            empty = self._empty([BUCKET, UNIT])
-            frames = {"recent": self._empty(self.keys), "hourly": empty, "daily": empty}
-            return frames | ({"hourly_entity": self._empty(self.hourly_keys)} if self.dataset.by_entity else {})
-        tiers = self.tiers
-        if not self.dataset.by_entity:
-            return {"recent": tiers.fine, "hourly": tiers.hourly, "daily": tiers.daily}
-        hourly = combine(tiers.hourly, [BUCKET, UNIT], self.aggregations)  # the entity summed away
-        return {"recent": tiers.fine, "hourly": hourly, "daily": tiers.daily, "hourly_entity": tiers.hourly}
+        frames = {}
+        for name in self._history_names():
+            tier = self._history_tier(name)
+            columns = self._history_columns(name)
+            block = self._history_block(name, tier.block()) if tier is not None else empty_block(columns)
+            frames[name] = self.encoder.to_frame(block, columns)
+        return frames
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The snapshot frames: the history tiers, and the current state and entities of the last poll."""
-        empty = {"state": pd.DataFrame(columns=[UNIT]), "entities": pd.DataFrame()}
-        return self.rollup_frames() | empty | self._current
+        return self.rollup_frames() | self._current_frames()
 
-    def _encoded(self, frames: dict[str, pd.DataFrame]) -> dict[str, EncodedFrame]:
+    def _current_frames(self) -> dict[str, pd.DataFrame]:
+        empty = {"state": EMPTY_STATE, "entities": EMPTY_ENTITIES}
+        return empty | self._current
+
+    def _encoded(self) -> dict[str, EncodedFrame]:
         """Frames encoded for the store: history frames in parts, re-encoding only the parts changed
         since the last publish; other frames re-used as they were when unchanged."""
         encoded: dict[str, EncodedFrame] = {}
-        for name, frame in frames.items():
-            if name in PARTITIONS:
-                encoded |= self._partitioned(name, frame)
-                continue
+        for name in self._history_names():
+            encoded |= self._partitioned(name)
+        for name, frame in self._current_frames().items():
             previous = self.encoded.get(name)
             if previous is not None and (previous[0] is frame or previous[0].equals(frame)):
                 encoded[name] = previous[1]
@@ -915,28 +1179,20 @@ class DatasetPoller:
                 self.encoded[name] = (frame, encoded[name])
         return encoded
 
-    def _partitioned(self, name: str, frame: pd.DataFrame) -> dict[str, EncodedFrame]:
-        size = PARTITIONS[name]
+    def _partitioned(self, name: str) -> dict[str, EncodedFrame]:
+        """One history frame as parts ``name@period``, encoding only the parts changed (or new)."""
+        tier = self._history_tier(name)
         cache = self.parts.setdefault(name, {})
-        dirty = self.dirty.get(name)
-        if dirty is None:
+        columns = self._history_columns(name)
+        if tier is None or not tier.parts:
             cache.clear()
-            for period, part in frame.groupby(floor_to(frame[BUCKET], size), sort=True):
-                cache[int(period)] = encoded_frame(part)
-        else:
-            buckets = frame[BUCKET]
-            for period in dirty:
-                part = frame.loc[(buckets >= period) & (buckets < period + size)]
-                if part.empty:
-                    cache.pop(period, None)
-                else:
-                    cache[period] = encoded_frame(part)
-        if self.tiers is not None:  # parts that aged out of their tier
-            floor = {"recent": self.tiers.fine_floor, "hourly": self.tiers.hourly_floor}.get(name)
-            for period in [p for p in cache if floor is not None and p + size <= floor]:
-                del cache[period]
-        if not cache:
-            return {name: encoded_frame(frame)}  # an empty frame still carries its columns
+            return {name: self.encoder.encode(empty_block(columns), columns)}  # an empty frame keeps its columns
+        dirty = self.dirty.get(name)
+        for period in [p for p in cache if p not in tier.parts]:  # aged out of the tier, or emptied
+            del cache[period]
+        changed = set(tier.parts) if dirty is None else {p for p in dirty if p in tier.parts}
+        for period in changed | (tier.parts.keys() - cache.keys()):
+            cache[period] = self.encoder.encode(self._history_block(name, tier.parts[period]), columns)
         return {f"{name}{PART_SEPARATOR}{period}": cache[period] for period in sorted(cache)}
 
     def quality_meta(self) -> dict[str, Any]:
@@ -946,14 +1202,17 @@ class DatasetPoller:
             "checks": check_catalogue(self.dataset, quality_names(reflected, self.rules.bounds)),
             "examples": {check: list(found) for check, found in self.examples.items() if found},
             "late_arrivals": self.late.as_meta(),
+            "undated": {
+                "check": undated_check(self.dataset),
+                "total": sum(self.undated.values()),
+                "by_unit": dict(self.undated),
+            },
             "late_detection": reflected.increasing_key,
             "bounds": list(vars(self.rules.bounds).values()) if self.rules.bounds else None,
         }
 
     def _publish(self, now: datetime) -> Snapshot:
-        frames = self.frames()
-        fine = self.tiers.fine if self.tiers is not None else None
-        newest_event = int(fine[BUCKET].max()) if fine is not None and not fine.empty else None
+        newest_event = self.tiers.fine.newest() if self.tiers is not None else None
         meta: dict[str, Any] = {
             "dataset": self.dataset.id,
             "sector": self.dataset.sector,
@@ -972,6 +1231,6 @@ class DatasetPoller:
             },
             "quality": self.quality_meta(),
         }
-        snapshot = self.store.put(self.dataset.id, meta, self._encoded(frames))
+        snapshot = self.store.put(self.dataset.id, meta, self._encoded())
         self.dirty = {name: set() for name in PARTITIONS}
         return snapshot

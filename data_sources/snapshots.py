@@ -60,6 +60,11 @@ def encode_frame(frame: pd.DataFrame | EncodedFrame) -> bytes:
     if isinstance(frame, EncodedFrame):
         return frame.payload
     table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)  # threads cost more than they save here
+    return encode_table(table)
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """An Arrow table as an LZ4-compressed IPC stream (what ``decode_frame`` reads)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
@@ -346,11 +351,10 @@ class SQLiteSnapshotStore:
                 "INSERT INTO snapshots (dataset, version, created_at, meta) VALUES (?, ?, ?, ?)",
                 (dataset, version, created_at.isoformat(), meta_json),
             )
-            for frame in {e.digest: e for e in encoded.values()}.values():
-                if conn.execute("SELECT 1 FROM frame_blobs WHERE digest = ?", (frame.digest,)).fetchone() is None:
-                    conn.execute(
-                        "INSERT INTO frame_blobs (digest, payload) VALUES (?, ?)", (frame.digest, frame.payload)
-                    )
+            conn.executemany(  # a frame already stored under its digest is kept as it is
+                "INSERT OR IGNORE INTO frame_blobs (digest, payload) VALUES (?, ?)",
+                [(frame.digest, frame.payload) for frame in {e.digest: e for e in encoded.values()}.values()],
+            )
             conn.executemany(
                 "INSERT INTO snapshot_frames (dataset, version, name, digest) VALUES (?, ?, ?, ?)",
                 [(dataset, version, name, frame.digest) for name, frame in encoded.items()],

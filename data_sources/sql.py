@@ -20,6 +20,7 @@ from sqlalchemy import (
     Subquery,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     extract,
@@ -42,6 +43,9 @@ OUTSIDE = "_outside_area"
 """Quality measure: rows whose coordinates lie outside the province's bounds."""
 DUPLICATES = "_duplicates"
 """Quality measure: extra copies of a natural key (left out of every other measure)."""
+POINT_LAT = "_point_lat"
+POINT_LON = "_point_lon"
+"""Columns of a grouped query split by point (see ``grouped_statement``)."""
 COPY = "_copy"
 """Column of the de-duplicating subquery: 1 for the first row of a natural key, 2… for copies."""
 
@@ -59,6 +63,15 @@ def sentinel_measure(column: str) -> str:
 def missing_measure(column: str) -> str:
     """Name of the quality measure counting rows where required ``column`` is NULL."""
     return f"_missing_{column}"
+
+
+def completeness_columns(dataset: Dataset) -> tuple[str, ...]:
+    """Columns whose NULLs the rollups count per bucket: the ``required`` ones and the watermark (a
+    row without one is invisible to incremental polling). The event time is left out: a row without
+    one has no bucket, so the poller counts those rows apart (``undated_statement``)."""
+    columns = dict.fromkeys((*dataset.required, dataset.watermark))
+    columns.pop(dataset.event_time, None)
+    return tuple(columns)
 
 
 @dataclass(frozen=True)
@@ -312,7 +325,7 @@ def _count_where(condition: ColumnElement, keep: ColumnElement | None, name: str
 def quality_names(reflected: ReflectedDataset, bounds: Bounds | None) -> list[str]:
     """Names of the quality measures rolled up for this dataset (stable for one poller)."""
     dataset = reflected.dataset
-    names = [ROWS, *(missing_measure(c) for c in dataset.required)]
+    names = [ROWS, *(missing_measure(c) for c in completeness_columns(dataset))]
     for column in dataset.valid_ranges:
         names += [sentinel_measure(column), invalid_measure(column)]
     if bounds is not None and dataset.latitude and dataset.longitude:
@@ -336,7 +349,7 @@ def quality_expressions(
     expressions: list[ColumnElement] = [
         func.count(case((keep, literal(1)))).label(ROWS) if keep is not None else func.count().label(ROWS)
     ]
-    for column_name in dataset.required:
+    for column_name in completeness_columns(dataset):
         expressions.append(_count_where(source.c[column_name].is_(None), keep, missing_measure(column_name)))
     for column_name in dataset.valid_ranges:
         expressions.append(
@@ -355,7 +368,7 @@ def quality_expressions(
 def aggregate_columns(reflected: ReflectedDataset) -> list[str]:
     """Columns the rollup queries read (the de-duplicating subquery carries only these)."""
     dataset = reflected.dataset
-    names = {dataset.key, dataset.event_time, dataset.unit, *dataset.required, *dataset.valid_ranges}
+    names = {dataset.key, dataset.event_time, dataset.watermark, dataset.unit, *dataset.required, *dataset.valid_ranges}
     names |= {c for c in (dataset.entity, dataset.latitude, dataset.longitude) if c}
     names |= set(dataset.natural_key)
     for measure in (*dataset.measures, *dataset.state):
@@ -398,8 +411,14 @@ def grouped_statement(
     *,
     by_entity: bool,
     bounds: Bounds | None = None,
+    points: bool = False,
 ) -> Select:
-    """One grouped query: measures and quality counts per (bucket, unit[, entity]) over ``condition``."""
+    """One grouped query: measures and quality counts per (bucket, unit[, entity]) over ``condition``.
+
+    With ``points`` the groups are split by point too (``POINT_LAT``, ``POINT_LON``): the poller tests
+    each distinct point against the province outline, then sums the split groups back. Sensors keep
+    their position, so this rarely adds groups; rows that each have their own point are few by nature.
+    """
     dataset = reflected.dataset
     source, keep = row_source(reflected, condition)
     columns = [
@@ -408,6 +427,8 @@ def grouped_statement(
     ]
     if by_entity and dataset.entity:
         columns.append(source.c[dataset.entity].label("entity"))
+    if points:
+        columns += [source.c[dataset.latitude].label(POINT_LAT), source.c[dataset.longitude].label(POINT_LON)]
     measures = [measure_expression(reflected, m, now, source=source, keep=keep) for m in dataset.measures]
     statement = select(*columns, *measures, *quality_expressions(reflected, bounds=bounds, source=source, keep=keep))
     if source is reflected.table and condition is not None:
@@ -415,11 +436,26 @@ def grouped_statement(
     return statement.group_by(*(c.element for c in columns))
 
 
+def day_counts_statement(reflected: ReflectedDataset, days: int) -> Select:
+    """Rows per day for ``days`` consecutive days, one row of ``days`` counts, bounds bound as ``day0``
+    .. ``day<days>``: each count a range count of the event-time index (an index-only scan where the
+    dialect has one), far cheaper than grouping every row by an expression of its time."""
+    column = reflected.table.c[reflected.dataset.event_time]
+    counts = [
+        select(func.count())
+        .where(column >= bindparam(f"day{i}"), column < bindparam(f"day{i + 1}"))
+        .scalar_subquery()
+        .label(f"count{i}")
+        for i in range(days)
+    ]
+    return select(*counts)
+
+
 def check_conditions(reflected: ReflectedDataset, bounds: Bounds | None) -> dict[str, tuple[ColumnElement, str | None]]:
     """Per quality check (named like its rollup measure): the bad-row condition and the column it is about."""
     dataset = reflected.dataset
     checks: dict[str, tuple[ColumnElement, str | None]] = {}
-    for column_name in dataset.required:
+    for column_name in completeness_columns(dataset):
         checks[missing_measure(column_name)] = (reflected.table.c[column_name].is_(None), column_name)
     for column_name in dataset.valid_ranges:
         checks[sentinel_measure(column_name)] = (sentinel_condition(reflected, column_name), column_name)
@@ -444,6 +480,18 @@ def example_statement(
     )
 
 
+def undated_statement(reflected: ReflectedDataset) -> Select:
+    """Rows without an event time, per unit: they fall in no bucket, so they are counted here, apart
+    from the rollups (an ``IS NULL`` probe of the event-time index: cheap while such rows are few)."""
+    table = reflected.table
+    unit = table.c[reflected.dataset.unit]
+    return (
+        select(unit.label("unit"), func.count().label(ROWS))
+        .where(table.c[reflected.dataset.event_time].is_(None))
+        .group_by(unindexed_group_key(reflected, unit))
+    )
+
+
 def duplicate_example_statement(reflected: ReflectedDataset, condition: ColumnElement, *, limit: int) -> Select:
     """A few duplicate copies (not the first row of their natural key) inside ``condition``."""
     dataset = reflected.dataset
@@ -464,6 +512,10 @@ def time_ranges_condition(
     column = reflected.table.c[reflected.dataset.event_time]
     parts = []
     for start, end in ranges:
-        bounds = [c for c in ((column >= start) if start else None, (column < end) if end else None) if c is not None]
+        bounds = [
+            c
+            for c in ((column >= start) if start is not None else None, (column < end) if end is not None else None)
+            if c is not None
+        ]
         parts.append(and_(*bounds) if bounds else column.is_not(None))
     return or_(*parts)

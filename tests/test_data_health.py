@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import MetaData, func, insert, select
 
 from config.datasets import load_datasets
 from data_sources.admin_units import crosswalk
@@ -62,6 +62,17 @@ def traffic(now: datetime, minutes_ago: float, segment: str, **extra) -> dict:
     return row | extra
 
 
+def relaxed_schema() -> MetaData:
+    """The demo schema with the feedback table's event time and watermark nullable, as many real
+    warehouses have them (the demo's own tables forbid NULL there)."""
+    relaxed = MetaData()
+    for table in metadata.sorted_tables:
+        table.to_metadata(relaxed)
+    for column in ("created_at", "updated_at"):
+        relaxed.tables["feedback_reports"].c[column].nullable = True
+    return relaxed
+
+
 @pytest.fixture(scope="module")
 def health_web(tmp_path_factory):
     """A warehouse holding every kind of bad row, polled twice (the second poll finds a late arrival)."""
@@ -70,7 +81,7 @@ def health_web(tmp_path_factory):
     folder = tmp_path_factory.mktemp("health")
     url = f"sqlite:///{folder / 'warehouse.db'}"
     engine = create_warehouse_engine(url)
-    metadata.create_all(engine)
+    relaxed_schema().create_all(engine)
     now = to_local_naive(FIXED_NOW)
     with engine.begin() as connection:
         connection.execute(
@@ -84,6 +95,8 @@ def health_web(tmp_path_factory):
                 feedback(now, 15, lat=10.77, lon=106.70),  # a point in Hồ Chí Minh City
                 feedback(now, 16, ward_code="99999"),  # no such ward
                 feedback(now, 17, ward_code=PHU_XUAN, rating=-999, status="resolved"),  # another ward's sentinel
+                feedback(now, 18, ward_code=PHU_XUAN, created_at=None, title="NO-TIME"),  # no event time
+                feedback(now, 19, ward_code=PHU_XUAN, updated_at=None),  # no watermark
             ],
         )
         connection.execute(
@@ -182,12 +195,17 @@ class TestBadRowsOnTheHealthPage:
         assert row_for(rows, "Tọa độ nằm ngoài tỉnh")[2] == "1"
         assert row_for(rows, "Mã phường/xã không tồn tại")[2] == "1"
         assert row_for(rows, "Đến sau cửa sổ trễ (vẫn được tính, tổng cộng)")[2] == "1"
+        no_time = row_for(rows, "Thiếu giá trị bắt buộc: Thời điểm tạo (không thuộc khoảng thời gian nào; toàn bảng)")
+        assert no_time[1:] == ["Đầy đủ", "1", "–"], "a row without an event time: in every window, no share"
+        assert row_for(rows, "Thiếu giá trị bắt buộc: Thời điểm cập nhật")[2] == "1"
         ward_rows = table_rows(wards)
         assert row_for(ward_rows, "Phường Vỹ Dạ")[1] == "5", "rows of Vỹ Dạ in the last 24 hours (late one included)"
         assert any(r[0] == "Mã không xác định 99999" for r in ward_rows)
         example_text = " ".join(texts(examples))
         assert "10.77, 106.7" in example_text and "-999" in example_text and "Mã không xác định 99999" in example_text
         assert "Không có mã phường/xã" in example_text
+        phu_xuan = row_for(ward_rows, "Phường Phú Xuân")
+        assert phu_xuan[1] == "3", "rows of Phú Xuân with an event time in the last 24 hours"
         assert SECRET_PHONE not in response.text and "Nguyễn Văn An" not in response.text
 
     def test_duplicates_of_a_natural_key_are_counted_and_listed(self, health_web):
@@ -204,11 +222,27 @@ class TestBadRowsOnTheHealthPage:
         response = health(login(app, "operator"), "feedback")
         overview = table_rows(response.json["response"][ids.HEALTH_OVERVIEW]["children"])
         feedback_line = row_for(overview, "Phản ánh hiện trường")
-        # completeness 1; validity: 2 sentinels + 1 out of range + 1 outside + 1 unknown code; timeliness 1
-        assert feedback_line[5:9] == ["1", "5", "0", "1"]
+        # completeness: ward code, event time, watermark; validity: 2 sentinels + 1 out of range + 1 outside
+        # + 1 unknown code; timeliness 1
+        assert feedback_line[5:9] == ["3", "5", "0", "1"]
         assert feedback_line[3].startswith("Trực tiếp"), "polled just now"
         ages = response.json["response"][ids.HEALTH_FRESHNESS]["data"]["datasets"]["feedback"]
         assert ages["poll"]["late_after_s"] == 15 and ages["poll"]["stale_after_s"] == 20  # 10 s x 1.5 and x 2
+
+    def test_a_row_without_an_event_time_is_in_no_figure_not_even_the_open_count_or_the_map(self, health_web):
+        _, poller = health_web
+        snapshot = poller.store.get("feedback")
+        open_statuses = ["received", "assigned", "in_progress"]
+        reports = feedback_reports.c
+        with poller.pollers["feedback"].engine.connect() as connection:
+            dated, undated = (
+                connection.execute(select(func.count()).where(reports.status.in_(open_statuses), condition)).scalar()
+                for condition in (reports.created_at.is_not(None), reports.created_at.is_(None))
+            )
+        assert undated == 1
+        assert snapshot.frame("state")["open"].sum() == dated
+        assert len(snapshot.frame("positions")) == dated
+        assert snapshot.frame("daily")["reports"].sum() == 10, "eleven reports written, one without a time"
 
 
 class TestScope:
@@ -257,6 +291,7 @@ class TestPollHealth:
         assert line[7] == "1 / 1", "late arrivals: this poll / in total"
         assert line[8] == "Bình thường"
         assert line[9] == "20/11/2026 15:30", "next run: one 10 s interval after the last start"
+        assert line[10] == "20/11/2026 15:30 · 0 ngày · lần tới 20/11/2026 16:30", "the first poll read everything"
 
     def test_leaders_and_department_heads_forging_the_poll_health_callback_get_403(self, health_web):
         app, _ = health_web

@@ -20,7 +20,7 @@ def test_rollup_buckets_are_multiples_of_the_bucket_and_hold_several_readings(wa
         dataset = load_datasets().get("env_air")  # 10-minute readings in 1-hour buckets
         poller = DatasetPoller(dataset, engine, MemorySnapshotStore(), lambda: FIXED_NOW)
         assert poller.poll().error is None
-        rollup = poller.tiers.fine
+        rollup = poller.rollup_frames()["recent"]
         assert (rollup[BUCKET] % dataset.bucket_seconds == 0).all()
         assert rollup["_rows"].max() == 6
     finally:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import shapely
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -32,15 +34,25 @@ from sqlalchemy import (
 )
 
 from config.datasets import load_datasets
-from data_sources.admin_units import crosswalk
+from data_sources.admin_units import crosswalk, current_units
 from data_sources.clock import to_local_naive
 from data_sources.poller import DAY, DatasetPoller, to_epoch
-from data_sources.quality import LATE, MISSING_UNIT, UNKNOWN_UNIT, QualityRules, quality_by_ward
+from data_sources.quality import (
+    LATE,
+    MISSING_UNIT,
+    OUTLINE_MARGIN_M,
+    UNKNOWN_UNIT,
+    QualityRules,
+    province_rules,
+    quality_by_ward,
+    undated_check,
+)
 from data_sources.scheduler import STATUS_NAME, Poller
 from data_sources.snapshots import MemorySnapshotStore
 from data_sources.sql import DUPLICATES, OUTSIDE, Bounds
 from data_sources.warehouse import create_warehouse_engine, statement_timeout
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.test_geo import shared_dir
 
 HUE = crosswalk("46")
 VY_DA = "19777"
@@ -76,7 +88,7 @@ readings = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("sensor_id", String(16)),
     Column("ward_code", String(5)),
-    Column("observed_at", DateTime, nullable=False),
+    Column("observed_at", DateTime),  # nullable, as in many warehouses: such rows are bad rows
     Column("value", Float),
     Column("lat", Float),
     Column("lon", Float),
@@ -143,10 +155,10 @@ def write(engine, rows: list[dict]) -> None:
 
 def sql_totals(engine) -> tuple[int, float]:
     """Readings and value sum straight from the warehouse, the way the KPIs should see them: valid
-    values only, each (sensor, time) once (the lowest id)."""
+    values only, each (sensor, time) once (the lowest id), rows without an event time left out."""
     first = (
         select(func.min(readings.c.id))
-        .where(readings.c.sensor_id.is_not(None))
+        .where(readings.c.sensor_id.is_not(None), readings.c.observed_at.is_not(None))
         .group_by(readings.c.sensor_id, readings.c.observed_at)
     )
     valid = (readings.c.value >= 0) & (readings.c.value <= 500) & readings.c.value.not_in([-999.0, -9999.0])
@@ -283,6 +295,65 @@ class TestRetention:
         assert snapshot_totals(poller) == sql_totals(engine)
 
 
+class TestDeletes:
+    def test_rows_deleted_inside_the_late_window_leave_the_figures_at_the_next_poll(self, warehouse, poller, clock):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        # two 5-minute buckets: 15:25 (S1, S2) and 15:20 (S7, S8)
+        write(engine, [reading(now, m, sensor=f"S{m}", value=float(m)) for m in (1, 2, 7, 8)])
+        assert poller.poll().error is None
+        with engine.begin() as connection:  # part of one bucket, all of the other; the newest row stays
+            connection.execute(delete(readings).where(readings.c.sensor_id.in_(["S2", "S7", "S8"])))
+        clock.advance(seconds=10)
+        result = poller.poll()
+        assert result.error is None and result.reset is None and result.reconciled_days is None
+        assert snapshot_totals(poller) == sql_totals(engine) == (1, 1.0)
+        assert snapshot_totals(poller, "recent") == (1, 1.0), "the emptied bucket is gone from the recent tier too"
+
+    def test_rows_deleted_from_older_history_are_reconciled_every_interval_and_counted_once(
+        self, warehouse, poller, clock
+    ):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        ages = {"fine": 3 * 60, "hourly": 3 * 24 * 60, "daily": 50 * 24 * 60}  # minutes: all beyond the late window
+        rows = [reading(now, 1, sensor="NEW", value=1.0)]
+        for tier, minutes in ages.items():
+            rows += [reading(now, minutes + i, sensor=f"{tier}{i}", value=10.0) for i in range(3)]
+        write(engine, rows)
+        first = poller.poll()
+        assert first.error is None and first.reconciled_days == 0, "a first poll reads everything"
+        assert first.next_reconcile_at == first.started_at + timedelta(hours=1)
+        with engine.begin() as connection:
+            connection.execute(delete(readings).where(readings.c.sensor_id.in_(["fine0", "hourly1", "hourly2"])))
+            connection.execute(delete(readings).where(readings.c.sensor_id.like("daily%")))  # a whole day
+        clock.advance(seconds=10)
+        quiet = poller.poll()
+        assert quiet.error is None and quiet.reconciled_days is None
+        assert snapshot_totals(poller) == (10, 91.0), "deleted history is not seen by the late window"
+        clock.advance(hours=1)
+        write(engine, [reading(to_local_naive(clock()), 1, sensor="LATER", value=2.0)])
+        reconciled = poller.poll()
+        assert reconciled.error is None and reconciled.reconciled_days == 3
+        assert reconciled.last_reconcile_at == reconciled.started_at
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 33.0)
+        daily = poller.store.get("readings").frame("daily")
+        gone = to_epoch(now - timedelta(minutes=ages["daily"])) // DAY * DAY
+        assert not (daily["bucket"] == gone).any(), "the emptied day is gone"
+        clock.advance(seconds=10)
+        after = poller.poll()
+        assert after.reconciled_days is None
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 33.0), "nothing counted twice"
+        for tier in ("recent", "hourly"):
+            published = poller.store.get("readings").frame(tier)
+            assert published["readings"].sum() == poller.rollup_frames()[tier]["readings"].sum()
+
+    def test_the_reconcile_interval_is_the_datasets_reconcile_every(self, tmp_path):
+        text = DATASETS_TOML + 'reconcile_every = "6h"\n'
+        path = tmp_path / "datasets.toml"
+        path.write_text(text, encoding="utf-8")
+        assert load_datasets(path).get("readings").reconcile_seconds == 6 * 3600
+
+
 def test_published_parts_always_equal_the_pollers_rollups(warehouse, poller, clock):
     """History frames are stored in parts re-encoded only when a poll changed them: after inserts,
     updates, late arrivals and tier moves, the frames readers get equal the poller's own."""
@@ -395,6 +466,144 @@ class TestBadRows:
         count, total = snapshot_totals(poller)
         assert (count, total) == sql_totals(engine)
         assert total == 10 + 11 + 12 + 13 + 14 + 15 + 16
+
+    def test_rows_without_event_time_watermark_or_ward_code_are_bad_rows_per_ward_and_in_no_figure(
+        self, warehouse, poller, clock
+    ):
+        _, engine = warehouse
+        now = to_local_naive(clock())
+        write(
+            engine,
+            [
+                reading(now, 1, sensor="OK", value=10.0),
+                reading(now, 2, sensor="NOTIME", value=20.0, observed_at=None),
+                reading(now, 3, sensor="NOWATERMARK", value=30.0, updated_at=None),
+                reading(now, 4, sensor="NOWARD", value=40.0, ward_code=None),
+            ],
+        )
+        assert poller.poll().error is None
+        # the next poll: one more undated row (in the late window, pre-2025 code) and one more row
+        # without a watermark (only the late-arrival probe by key can see it)
+        write(
+            engine,
+            [
+                reading(now, 0.5, sensor="NOTIME2", value=50.0, observed_at=None, ward_code=OLD_CODE),
+                reading(now, 0.5, sensor="NOWATERMARK2", value=60.0, updated_at=None),
+            ],
+        )
+        clock.advance(seconds=10)
+        result = poller.poll()
+        assert result.error is None and result.late_rows == 1, "the NULL-watermark row is a late arrival"
+        snapshot = poller.store.get("readings")
+        quality = snapshot.meta["quality"]
+        undated = undated_check(poller.dataset)
+        assert undated == "_missing_observed_at" and quality["checks"][undated]["dimension"] == "completeness"
+        assert quality["undated"]["total"] == 2
+        wards = quality_by_ward(
+            snapshot.frame("daily"),
+            quality["checks"],
+            HUE,
+            late_by_unit=quality["late_arrivals"]["by_unit"],
+            totals_by_unit={undated: quality["undated"]["by_unit"]},
+        )
+        vy_da = wards.loc[wards["ward"] == VY_DA].iloc[0]
+        assert vy_da[undated] == 1
+        assert wards.loc[wards["ward"] == HUE[OLD_CODE], undated].sum() == 1, "old code mapped to its ward"
+        assert vy_da["_missing_updated_at"] == 2
+        assert wards.loc[wards["unit_status"] == "missing", MISSING_UNIT].sum() == 1
+        examples = quality["examples"]
+        assert {e["event_time"] for e in examples[undated]} == {None}
+        assert len(examples[undated]) == 2
+        assert [e["column"] for e in examples["_missing_updated_at"]] == ["updated_at", "updated_at"]
+        assert examples[MISSING_UNIT][0]["unit"] is None
+        # undated rows are in no figure; the others count (their values are valid)
+        assert snapshot_totals(poller) == sql_totals(engine) == (4, 10.0 + 30 + 40 + 60)
+        # an undated row corrected inside the late window leaves the bad rows and enters the figures
+        with engine.begin() as connection:
+            connection.execute(
+                update(readings)
+                .where(readings.c.sensor_id == "NOTIME2")
+                .values(observed_at=now - timedelta(minutes=1), updated_at=now + timedelta(seconds=5))
+            )
+        clock.advance(seconds=10)
+        assert poller.poll().error is None
+        quality = poller.store.get("readings").meta["quality"]
+        assert quality["undated"]["by_unit"] == {VY_DA: 1}
+        assert [e["value"] for e in quality["examples"][undated]] == [None]
+        assert snapshot_totals(poller) == sql_totals(engine) == (5, 10.0 + 30 + 40 + 50 + 60)
+
+
+@pytest.fixture(scope="module")
+def hue_rules(tmp_path_factory) -> QualityRules:
+    """Huế's rules with its real outline: the union of the official ward boundaries in ../shared."""
+    folder = shared_dir() / "data" / "boundaries" / "46_hue" / "wards"
+    if not folder.is_dir():
+        pytest.fail(f"official ward boundaries not found at {folder}; set IOC_SHARED_DIR to the shared folder")
+    cache = tmp_path_factory.mktemp("boundary-cache")
+    return province_rules(current_units("46"), folder, frozenset(HUE), cache_dir=cache)
+
+
+POINTS = {  # (lat, lon): all but the last inside Huế's bounding box
+    "VYDA": (16.47, 107.6),  # Phường Vỹ Dạ
+    "ALUOI": (16.2, 107.25),  # the mountains by Laos, still Huế
+    "SEA": (16.6, 107.9),  # the East Sea off Thuận An
+    "DANANG": (16.06, 108.2),  # Đà Nẵng, across the Hải Vân pass
+    "QUANGTRI": (16.72, 107.1),  # Quảng Trị, the neighbour to the north-west
+    "SAIGON": (10.8, 106.7),  # far outside the box
+}
+
+
+class TestProvinceOutline:
+    def test_the_outline_is_the_ward_union_widened_by_the_stated_margin(self, hue_rules):
+        area = hue_rules.area
+        assert area is not None and area.margin_m == OUTLINE_MARGIN_M == 200
+        assert hue_rules.bounds == area.bounds, "the box (the SQL pre-filter) is the widened outline's"
+        inside = {name: not area.outside([lat], [lon])[0] for name, (lat, lon) in POINTS.items()}
+        assert inside == {
+            "VYDA": True,
+            "ALUOI": True,
+            "SEA": False,
+            "DANANG": False,
+            "QUANGTRI": False,
+            "SAIGON": False,
+        }
+        assert all(area.bounds.contains(*POINTS[n]) for n in ("SEA", "DANANG", "QUANGTRI")), "the box lets them pass"
+        # the easternmost point of the widened outline, moved back west by the margin, then east again:
+        # 100 m beyond the ward edge is inside the margin, 400 m is not
+        coordinates = shapely.get_coordinates(area.outline)
+        lon, lat = coordinates[coordinates[:, 0].argmax()]
+        assert lon == area.bounds.east
+        metre = 1 / 107_000  # a metre in degrees of longitude at 16° north
+        edge = lon - OUTLINE_MARGIN_M * metre
+        assert not area.outside([lat], [edge + 100 * metre])[0]
+        assert area.outside([lat], [edge + 400 * metre])[0]
+
+    def test_points_in_the_box_but_outside_the_outline_are_bad_rows_listed_and_still_count_for_their_ward(
+        self, warehouse, catalogue, clock, hue_rules
+    ):
+        url, engine = warehouse
+        poller = DatasetPoller(
+            catalogue.get("readings"), create_warehouse_engine(url), MemorySnapshotStore(), clock, hue_rules
+        )
+        now = to_local_naive(clock())
+        rows = [
+            reading(now, 1 + i, sensor=name, value=1.0, lat=lat, lon=lon)
+            for i, (name, (lat, lon)) in enumerate(POINTS.items())
+        ]
+        write(engine, rows)
+        assert poller.poll().error is None
+        write(engine, [reading(now, 0.5, sensor="SEA2", value=1.0, lat=16.61, lon=107.91)])  # the next poll
+        clock.advance(seconds=10)
+        assert poller.poll().error is None
+        snapshot = poller.store.get("readings")
+        quality = snapshot.meta["quality"]
+        for frame in ("recent", "hourly", "daily"):
+            wards = quality_by_ward(snapshot.frame(frame), quality["checks"], HUE)
+            assert wards.loc[wards["ward"] == VY_DA, OUTSIDE].sum() == 5, frame
+        shown = {example["value"] for example in quality["examples"][OUTSIDE]}
+        assert shown == {"16.61, 107.91", "16.6, 107.9", "16.06, 108.2", "16.72, 107.1", "10.8, 106.7"}
+        assert snapshot_totals(poller) == sql_totals(engine) == (7, 7.0), "the ward code places a row, not its point"
+        poller.engine.dispose()
 
 
 class TestFailures:
