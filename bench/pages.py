@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, inspect, text  # noqa: E402
 
 from config.datasets import load_datasets  # noqa: E402
+from data_sources.admin_units import crosswalk as unit_crosswalk  # noqa: E402
 from data_sources.admin_units import current_units  # noqa: E402
 from data_sources.clock import LOCAL_TZ, to_local_naive  # noqa: E402
 from data_sources.demo import schema  # noqa: E402
@@ -48,6 +49,7 @@ from data_sources.points import PointsPublisher  # noqa: E402
 from data_sources.scheduler import Poller  # noqa: E402
 from data_sources.snapshots import EncodedFrame, SQLiteSnapshotStore  # noqa: E402
 from data_sources.users import create_user  # noqa: E402
+from data_sources.ward_frames import WardFramesPublisher  # noqa: E402
 from data_sources.warehouse import create_warehouse_engine  # noqa: E402
 from tests.test_web import (  # noqa: E402  (the Flask test-client helpers the web tests use)
     LEAGUE_OUTPUTS,
@@ -270,7 +272,10 @@ def add_missing_tables() -> list[str]:
 
 def snapshot_hooks(catalogue, warehouse, store) -> tuple:
     """The poller's after-poll hooks that prepare what the web reads (as ``app.run_poller`` installs them)."""
-    return (PointsPublisher(catalogue, warehouse, store, lambda: NOW),)
+    return (
+        WardFramesPublisher(catalogue, store, unit_crosswalk("46"), list(current_units("46")["code"]), lambda: NOW),
+        PointsPublisher(catalogue, warehouse, store, lambda: NOW),
+    )
 
 
 def poll_once(store_path: Path, only: list[str] | None = None) -> None:
@@ -373,6 +378,15 @@ def measure_refresh(
         cpu_totals.append((time.thread_time() - cpu) * 1000)
         totals.append(total)
     return totals, cpu_totals, parts
+
+
+def ward_frames_used(context, page) -> str:
+    """How many of the page's datasets the web read from the poller's ward frames (the others it mapped itself)."""
+    from data_sources.figures import ward_frames
+
+    snapshots = [context.snapshot(d) for d in page.datasets]
+    used = sum(ward_frames(s, context.crosswalk).published is not None for s in snapshots if s is not None)
+    return f"{used} of {len(page.datasets)}"
 
 
 def deep_cursor_row(view, codes: tuple[str, ...], offset: int) -> tuple[datetime, int]:
@@ -495,6 +509,7 @@ def main() -> int:
         log(row(f"{page.sector}: wall", totals, REFRESH_TARGET_MS))
         log(row(f"{page.sector}: CPU", cpu_totals, REFRESH_TARGET_MS))
         log("      p95 per request: " + " · ".join(f"{n} {percentile(v, 0.95):.1f}" for n, v in parts.items()))
+        log(f"      datasets read from the poller's ward frames: {ward_frames_used(get_context(), page)}")
         for name, values in parts.items():
             slowest.setdefault(name, []).extend(values)
     every = [v for values in slowest.values() for v in values]

@@ -1,7 +1,8 @@
 """What every page and callback of one web process shares: settings, stores and reference data.
 
 Built once at start-up by ``app.create_app``; nothing in it changes afterwards except the decoded
-snapshot cache, which is keyed by snapshot version so it can never serve stale figures.
+snapshot cache, which is keyed by snapshot version so it can never serve stale figures (and, beside
+it, each version's ward frames and figures: ``data_sources.figures.ward_frames``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from config.settings import Settings
 from data_sources.clock import Clock
 from data_sources.snapshots import Snapshot, SnapshotStore
 from data_sources.sql import ReflectedDataset
+from data_sources.ward_frames import crosswalk_fingerprint, load_snapshot
 
 
 @dataclass
@@ -59,11 +61,20 @@ class AppContext:
         cached = self._cache.get(dataset_id)
         if cached is not None and cached.version == version:
             return cached
-        fresh = self.store.get(dataset_id)
+        dataset = next((d for d in self.catalogue if d.id == dataset_id), None)
+        if dataset is None:
+            fresh = self.store.get(dataset_id)
+        else:  # with what the poller prepared for this version, when it did
+            fresh = load_snapshot(self.store, dataset, version, self.crosswalk, self.crosswalk_fingerprint)
         if fresh is not None:
             with self._mutex:
                 self._cache[dataset_id] = fresh
         return fresh
+
+    @cached_property
+    def crosswalk_fingerprint(self) -> str:
+        """Digest of the crosswalk, to recognise ward frames the poller mapped with the same one."""
+        return crosswalk_fingerprint(self.crosswalk)
 
     @cached_property
     def ward_codes(self) -> frozenset[str]:

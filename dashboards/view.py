@@ -82,6 +82,8 @@ class SectorView:
             window=window,
             span=self.span,
         )
+        if len(values) == len(codes) and values.index.tolist() == list(codes):
+            return values  # already one value per code, in order
         return values.reindex(codes)
 
     def place_label(self) -> str:

@@ -59,10 +59,10 @@ def league_frame(view: SectorView) -> pd.DataFrame:
     context = view.context
     units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
-    frame = pd.DataFrame({"id": codes, WARD_COLUMN: list(units["name" if view.lang != "en" else "name_en"])})
+    columns = {"id": codes, WARD_COLUMN: list(units["name" if view.lang != "en" else "name_en"])}
     for dataset_id, kpi_id in view.page.league_columns:
-        frame[column_id(dataset_id, kpi_id)] = view.per_ward(dataset_id, kpi_id, codes).to_numpy()
-    return frame
+        columns[column_id(dataset_id, kpi_id)] = view.per_ward(dataset_id, kpi_id, codes).to_numpy()
+    return pd.DataFrame(columns)
 
 
 def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
@@ -82,8 +82,17 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
                 "format": Format(precision=kpi.decimals, scheme=Scheme.fixed, group=Group.yes),
             }
         )
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    names = list(frame.columns)
+    cells = [frame[name].tolist() for name in names]
+    rows = [
+        {name: (None if _missing(value) else value) for name, value in zip(names, row, strict=True)}
+        for row in zip(*cells, strict=True)
+    ]
     return columns, rows
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 @callback(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,7 +27,7 @@ from dashboards.registry import callback
 from dashboards.sectors import Markers, Points, SectorPage
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import entity_latest
+from data_sources.figures import entity_latest, entity_latest_key, shared_figure
 from data_sources.kpis import WARD
 from data_sources.points import read_points
 from layouts import ids
@@ -54,15 +56,12 @@ def build_ward_values(view: SectorView) -> pd.DataFrame:
     context, choropleth = view.context, view.page.choropleth
     units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
-    values = view.per_ward(choropleth.dataset, choropleth.kpi, codes)
-    frame = pd.DataFrame({"code": codes, "name": list(units["name" if view.lang != "en" else "name_en"])})
-    frame["count"] = values.reindex(codes).to_numpy()
+    counts = view.per_ward(choropleth.dataset, choropleth.kpi, codes).to_numpy(dtype="float64")
+    values = counts
     if choropleth.per_capita:
-        population = context.population.reindex(codes).to_numpy()
-        frame["value"] = frame["count"] / population * PER_CAPITA
-    else:
-        frame["value"] = frame["count"]
-    return frame
+        values = counts / context.population.reindex(codes).to_numpy(dtype="float64") * PER_CAPITA
+    names = list(units["name" if view.lang != "en" else "name_en"])
+    return pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values})
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,43 @@ class LayerData:
     """Equal fingerprints: the browser already has this layer (thousands of points are not resent)."""
 
 
+LAYERS_KEPT = 64
+"""Point layers kept per process (by points digest, language and scope), least recently used dropped first."""
+_point_layers: OrderedDict[tuple, LayerData] = OrderedDict()
+_point_layers_lock = threading.Lock()
+
+
 def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
-    """The trace of one declared layer for the view (scope-filtered)."""
+    """The trace of one declared layer for the view (scope-filtered), built once per snapshot version
+    (markers) or per published points (rows), language and scope, and shared (never modify it)."""
+    context, lang = view.context, view.lang
+    scope = view.account.scope.wards
+    if isinstance(layer, Markers):
+        snapshot = context.snapshot(layer.dataset)
+        if snapshot is None:
+            return _build_layer(view, layer, None, "")
+        dataset = context.catalogue.get(layer.dataset)
+        key = ("layer", layer, lang) + entity_latest_key(
+            dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope
+        )
+        return shared_figure(snapshot, context.crosswalk, key, lambda: _build_layer(view, layer, None, ""))
+    points, digest = read_points(context.store, layer.dataset, layer.state)
+    key = (layer, digest, lang, scope)
+    with _point_layers_lock:
+        found = _point_layers.get(key) if digest else None
+        if found is not None:
+            _point_layers.move_to_end(key)
+            return found
+    built = _build_layer(view, layer, points, digest)
+    if digest:
+        with _point_layers_lock:
+            _point_layers[key] = built
+            while len(_point_layers) > LAYERS_KEPT:
+                _point_layers.popitem(last=False)
+    return built
+
+
+def _build_layer(view: SectorView, layer: Markers | Points, points: pd.DataFrame | None, digest: str) -> LayerData:
     context, lang = view.context, view.lang
     dataset = context.catalogue.get(layer.dataset)
     name = t(f"layer.{layer.name}", lang)
@@ -106,7 +140,6 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
             legend.append((map_layers.NO_DATA_COLOUR, map_layers.category_label(None, lang)))
         empty = t("layer.none", lang, layer=name) if rows.empty else None
         return LayerData(trace, legend, empty, layer_fingerprint(trace))
-    points, digest = read_points(context.store, layer.dataset, layer.state)
     if not points.empty:
         points = points.assign(ward=points[dataset.unit].astype("string").map(context.crosswalk))
         points = points.loc[points["ward"].notna()]
