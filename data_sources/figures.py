@@ -602,8 +602,10 @@ def entity_latest(
     crosswalk: dict[str, str],
     *,
     wards: frozenset[str] | None = None,
+    shared: bool = False,
 ) -> pd.DataFrame:
-    """Each entity of the reference table with its place, ward and latest value.
+    """Each entity of the reference table with its place, ward and latest value (``shared``: the table
+    kept for every caller, never to be modified, rather than a copy).
 
     ``value`` is a ``latest_ratio``/``latest_max`` KPI id (evaluated per entity, so a station's
     marker shows the figure the "worst station" tile picks from) or a measure name. Entities with no
@@ -612,7 +614,8 @@ def entity_latest(
     """
     prepared = ward_frames(snapshot, crosswalk)
     key = entity_latest_key(dataset, value, snapshot, now, crosswalk, wards=wards)
-    return prepared.figure(key, lambda: _entity_latest(dataset, value, prepared, now, wards)).copy()
+    table = prepared.figure(key, lambda: _entity_latest(dataset, value, prepared, now, wards))
+    return table if shared else table.copy()
 
 
 def entity_latest_key(

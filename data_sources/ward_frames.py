@@ -53,7 +53,7 @@ COPIED_FRAMES = ("entities",)
 """Small raw frames a page reads (station names and places), copied beside the figures."""
 AHEAD_WINDOWS = ("24h", "7d", "30d")
 """The named windows a sector page offers; figures are computed ahead for each (and each KPI's own)."""
-FORMAT = 1
+FORMAT = 2
 """Layout of the ``figures:`` snapshot; another one (an older poller) is ignored."""
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 
@@ -100,27 +100,41 @@ def mapped_frames(snapshot: Snapshot, crosswalk: Mapping[str, str]) -> dict[str,
 
 
 # --- figures as stored -----------------------------------------------------------------------------
-def key_to_json(key: Any) -> Any:
-    """A figure key (tuples, frozensets of wards, str, int, None) as JSON."""
+SCALARS = (str, int, float, bool, type(None))
+
+
+def key_to_json(key: Any, codes: tuple[str, ...] = ()) -> Any:
+    """A figure key (tuples, frozensets of wards, str, int, None) as JSON; the tuple ``codes`` (every
+    ward of the province, part of many keys) as a short reference."""
     if isinstance(key, tuple):
-        return {"t": [key_to_json(k) for k in key]}
+        if codes and key == codes:
+            return {"w": 1}
+        if all(isinstance(k, SCALARS) and not isinstance(k, np.integer) for k in key):
+            return {"T": list(key)}
+        return {"t": [key_to_json(k, codes) for k in key]}
     if isinstance(key, frozenset):
         return {"s": sorted(key)}
     if isinstance(key, np.integer):
         return int(key)
-    if key is None or isinstance(key, str | int | float):
+    if isinstance(key, SCALARS):
         return key
     raise TypeError(f"cannot store a figure key part {key!r}")
 
 
-def key_from_json(value: Any) -> Hashable:
+def key_from_json(value: Any, codes: tuple[str, ...] = ()) -> Hashable:
     """Inverse of ``key_to_json``."""
-    if isinstance(value, dict):
-        return tuple(key_from_json(v) for v in value["t"]) if "t" in value else frozenset(value["s"])
-    return value
+    if not isinstance(value, dict):
+        return value
+    if "T" in value:
+        return tuple(value["T"])
+    if "t" in value:
+        return tuple(key_from_json(v, codes) for v in value["t"])
+    if "w" in value:
+        return codes
+    return frozenset(value["s"])
 
 
-def _figure_to_json(value: Any) -> dict[str, Any] | None:
+def _figure_to_json(value: Any, codes: tuple[str, ...] = ()) -> dict[str, Any] | None:
     if isinstance(value, KpiFigure):
         return {
             "type": "kpi",
@@ -132,7 +146,9 @@ def _figure_to_json(value: Any) -> dict[str, Any] | None:
             "entities": list(value.entities),
         }
     if isinstance(value, pd.Series) and value.dtype == "float64" and value.index.dtype == object:
-        return {"type": "series", "name": value.name, "index": list(value.index), "values": value.tolist()}
+        index = list(value.index)
+        stored = {"type": "series", "name": value.name, "values": value.tolist()}
+        return stored if codes and tuple(index) == codes else stored | {"index": index}
     if isinstance(value, pd.DataFrame):
         table = frame_to_json(value)
         return {"type": "frame", **table} if table is not None else None
@@ -175,22 +191,24 @@ def _missing(value: Any) -> bool:
 
 def frame_from_json(table: dict[str, Any]) -> pd.DataFrame:
     """Inverse of ``frame_to_json``."""
-    data = {}
+    data: dict[str, Any] = {}
     for name, dtype, values in zip(table["columns"], table["dtypes"], table["values"], strict=True):
         if dtype.startswith("datetime64["):
-            data[name] = pd.Series(np.asarray(values, dtype="int64").astype(dtype), dtype=dtype)
+            data[name] = np.asarray(values, dtype="int64").astype(dtype)
         elif dtype == "object":
             column = np.empty(len(values), dtype=object)
             column[:] = values
-            data[name] = pd.Series(column, dtype=object)
+            data[name] = column
+        elif dtype in ("str", "string"):
+            data[name] = pd.api.types.pandas_dtype(dtype).__from_arrow__(pa.array(values, type=pa.large_string()))
         else:
-            data[name] = pd.Series(values, dtype=dtype)
+            data[name] = np.asarray(values, dtype=dtype)
     if not data:
         return pd.DataFrame(index=pd.RangeIndex(table["rows"]))
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)
 
 
-def _figure_from_json(entry: dict[str, Any], dataset: Dataset, frames: Mapping[str, pd.DataFrame]) -> Any:
+def _figure_from_json(entry: dict[str, Any], dataset: Dataset, codes: tuple[str, ...]) -> Any:
     from data_sources.figures import Deferred
 
     if entry["type"] == "kpi":
@@ -205,7 +223,10 @@ def _figure_from_json(entry: dict[str, Any], dataset: Dataset, frames: Mapping[s
     if entry["type"] == "series":
         return Deferred(
             lambda: pd.Series(
-                entry["values"], index=pd.Index(entry["index"], dtype="object"), dtype="float64", name=entry["name"]
+                entry["values"],
+                index=pd.Index(entry.get("index", codes), dtype="object"),
+                dtype="float64",
+                name=entry["name"],
             )
         )
     return Deferred(lambda: frame_from_json(entry))
@@ -265,10 +286,11 @@ class WardFramesPublisher:
         computed, last_end = compute_ahead(dataset, snapshot, self.crosswalk, mapped, self.ward_codes, now)
         frames: dict[str, EncodedFrame] = {}
         entries = []
+        codes = tuple(self.ward_codes)
         for key, value in computed.items():
-            stored = _figure_to_json(value)
+            stored = _figure_to_json(value, codes)
             if stored is not None:
-                entries.append({"key": key_to_json(key), **stored})
+                entries.append({"key": key_to_json(key, codes), **stored})
         for name in COPIED_FRAMES:
             if name in snapshot.frames:
                 frames[f"raw:{name}"] = EncodedFrame(encode_frame(snapshot.frames[name]))
@@ -279,6 +301,7 @@ class WardFramesPublisher:
             "frames": list(snapshot.frames),
             "computed_at": now.isoformat(),
             "last_end": last_end,
+            "ward_codes": list(codes),
             "figures": entries,
         }
         self.store.put(figures_name(dataset_id), meta, frames)
@@ -379,6 +402,7 @@ def load_snapshot(
         meta=meta["meta"],
         frames=_RawFrames(raw, list(meta["frames"]), ahead.frames),
     )
-    computed = {key_from_json(e["key"]): _figure_from_json(e, dataset, ahead.frames) for e in meta["figures"]}
+    codes = tuple(meta["ward_codes"])
+    computed = {key_from_json(e["key"], codes): _figure_from_json(e, dataset, codes) for e in meta["figures"]}
     ward_frames(snapshot, crosswalk, published, computed=computed, last_end=meta["last_end"])
     return snapshot

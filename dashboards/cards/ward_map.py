@@ -119,14 +119,14 @@ def _build_layer(view: SectorView, layer: Markers | Points, points: pd.DataFrame
     if isinstance(layer, Markers):
         snapshot = context.snapshot(layer.dataset)
         rows = (
-            entity_latest(dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope)
+            entity_latest(dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope, shared=True)
             if snapshot is not None
             else pd.DataFrame(columns=["entity", "name", "lat", "lon", WARD, "value"])
         )
         categories = map_layers.COLOURS[layer.colour](rows) if not rows.empty else []
         kpi = next((k for k in dataset.kpis if k.id == layer.value), None)
         trace = map_layers.entity_trace(
-            rows.rename(columns={WARD: "ward"}),
+            rows if WARD == "ward" else rows.rename(columns={WARD: "ward"}),
             categories,
             name=name,
             value_label=t(f"kpi.{dataset.id}.{layer.value}", lang) if kpi else name,
