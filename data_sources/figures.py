@@ -405,11 +405,13 @@ def kpi_per_ward(
     *,
     window: str,
     span: Span | None = None,
+    shared: bool = False,
 ) -> pd.Series:
     """The KPI of every ward in ``ward_codes`` in one grouped pass (NaN where there is no data).
 
     Equal to ``compute_kpi(..., wards={code})`` for each ward (``kpis.kpi_by_ward``), without
-    re-reading the frame once per ward.
+    re-reading the frame once per ward. ``shared``: the series kept for every caller (never modify
+    it) rather than a copy.
     """
     prepared = ward_frames(snapshot, crosswalk)
     if kpi.kind not in GROUPED_KINDS:  # medians, comparisons, entity KPIs: ward by ward, each shared
@@ -420,7 +422,8 @@ def kpi_per_ward(
         }
         return pd.Series(values, dtype="float64", name=kpi.id)
     key = ("per_ward", kpi.id, window, span, tuple(ward_codes), moment_key(dataset, kpi, prepared, window, span, now))
-    return prepared.figure(key, lambda: _grouped_per_ward(dataset, kpi, prepared, now, ward_codes, window, span)).copy()
+    values = prepared.figure(key, lambda: _grouped_per_ward(dataset, kpi, prepared, now, ward_codes, window, span))
+    return values if shared else values.copy()
 
 
 def _grouped_per_ward(

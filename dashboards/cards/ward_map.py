@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Output, Patch, State, ctx, dcc, html, no_update
@@ -53,15 +54,20 @@ def layout(lang: str = DEFAULT_LANGUAGE) -> html.Div:
 
 def build_ward_values(view: SectorView) -> pd.DataFrame:
     """Per current ward in scope: code, name, count, value (per 10,000 residents when configured)."""
+    codes, names, counts, values = ward_values(view)
+    return pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values})
+
+
+def ward_values(view: SectorView) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """``build_ward_values`` as codes, names, counts and values (arrays shared: read only)."""
     context, choropleth = view.context, view.page.choropleth
     units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
-    counts = view.per_ward(choropleth.dataset, choropleth.kpi, codes).to_numpy(dtype="float64")
+    counts = view.per_ward_values(choropleth.dataset, choropleth.kpi, codes)
     values = counts
     if choropleth.per_capita:
         values = counts / context.population.reindex(codes).to_numpy(dtype="float64") * PER_CAPITA
-    names = list(units["name" if view.lang != "en" else "name_en"])
-    return pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values})
+    return codes, list(units["name" if view.lang != "en" else "name_en"]), counts, values
 
 
 @dataclass(frozen=True)
@@ -176,10 +182,15 @@ def _build_layer(view: SectorView, layer: Markers | Points, points: pd.DataFrame
 
 def value_text(values: pd.DataFrame, title: str, hover_count: str, lang: str, decimals: int) -> list[str]:
     """Hover text of the value trace."""
+    return value_lines(values["name"], values["value"], values["count"], title, hover_count, lang, decimals)
+
+
+def value_lines(names, values, counts, title: str, hover_count: str, lang: str, decimals: int) -> list[str]:
+    """Hover text of the value trace from parallel sequences of names, values and counts."""
     return [
         f"<b>{name}</b><br>{title}: {format_number(value, lang, decimals)}"
         f"<br>{hover_count}: {format_number(count, lang)}"
-        for name, value, count in zip(values["name"], values["value"], values["count"], strict=True)
+        for name, value, count in zip(names, values, counts, strict=True)
     ]
 
 
@@ -286,14 +297,14 @@ def update_ward_map(_versions, search, pathname, drawn):
     """
     view = resolve_sector_view(pathname, search)
     context, lang = view.context, view.lang
-    values = build_ward_values(view)
+    codes, names, counts, values = ward_values(view)
     layers = [build_layer(view, layer) for layer in view.page.markers]
     kpi = context.catalogue.get(view.page.choropleth.dataset).kpi(view.page.choropleth.kpi)
     decimals = 1 if view.page.choropleth.per_capita else kpi.decimals
     title = map_title_static(view.page, lang)
-    with_value = values.loc[values["value"].notna()]
+    shown = np.flatnonzero(~np.isnan(values))
     legend = build_legend(title, layers, lang)
-    if with_value.empty:
+    if not len(shown):
         legend.append(
             html.Div(
                 t("map.no_values", lang, measure=title, window=view.window_label()),
@@ -311,9 +322,12 @@ def update_ward_map(_versions, search, pathname, drawn):
         and ctx.triggered_id
     ):
         patch = Patch()
-        patch["data"][VALUES]["locations"] = with_value["code"].tolist()
-        patch["data"][VALUES]["z"] = with_value["value"].tolist()
-        patch["data"][VALUES]["text"] = value_text(with_value, title, t("map.count", lang), lang, decimals)
+        shown_values = values[shown].tolist()
+        patch["data"][VALUES]["locations"] = [codes[i] for i in shown]
+        patch["data"][VALUES]["z"] = shown_values
+        patch["data"][VALUES]["text"] = value_lines(
+            [names[i] for i in shown], shown_values, counts[shown].tolist(), title, t("map.count", lang), lang, decimals
+        )
         patch["data"][SELECTION]["locations"] = [view.state.ward] if view.state.ward else []
         patch["data"][SELECTION]["z"] = [1] if view.state.ward else []
         sent = drawn.get("layers") or []
@@ -327,7 +341,7 @@ def update_ward_map(_versions, search, pathname, drawn):
     center = {"lat": float(context.units["lat"].mean()), "lon": float(context.units["lon"].mean())}
     figure = build_ward_map(
         context.ward_geojson,
-        values,
+        pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values}),
         [layer.trace for layer in layers],
         title=title,
         hover_count=t("map.count", lang),
