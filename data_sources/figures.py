@@ -148,6 +148,14 @@ class WardFrames:
             self._frames[name] = frame
         return frame
 
+    def rows(self, name: str, wards: frozenset[str] | None) -> pd.DataFrame:
+        """One frame's rows in ``wards`` (all known wards for None), in the frame's order (shared: never modify);
+        selected once per version and wards for every figure that reads them."""
+        frame = self.frame(name)
+        if wards is None or frame.empty:
+            return frame
+        return self.figure(("rows", name, wards), lambda: frame.loc[frame[WARD].isin(wards)])
+
     def last_end(self) -> int | None:
         """The latest end of a ``durations`` record (None without any): medians at any later moment are equal."""
         if self._last_end is None:  # -1: no record
@@ -231,28 +239,27 @@ def _scalar_ratio(numerator: float, denominator: float, scale: float) -> float |
     return float(numerator) / float(denominator) * scale
 
 
-def _in_wards(frame: pd.DataFrame, wards: frozenset[str] | None) -> pd.DataFrame:
-    if wards is None or frame.empty:
-        return frame
-    return frame.loc[frame[WARD].isin(wards)]
-
-
 def _horizon(dataset: Dataset, now: datetime) -> int:
     """Oldest bucket that still counts as "now" for latest values."""
     return to_epoch(now) - LATEST_HORIZON_FACTOR * max(dataset.expected_seconds, dataset.bucket_seconds)
 
 
 def _windowed_rows(
-    dataset: Dataset, prepared: WardFrames, now: datetime, window: str, span: Span | None
+    dataset: Dataset,
+    prepared: WardFrames,
+    now: datetime,
+    window: str,
+    span: Span | None,
+    wards: frozenset[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows of the frame serving ``window`` (or the daily rows inside ``span``)."""
+    """Rows of the frame serving ``window`` (or the daily rows inside ``span``) in ``wards``."""
     if span is not None:
-        frame = prepared.frame("daily")
+        frame = prepared.rows("daily", wards)
         if frame.empty:
             return frame
         return frame.loc[(frame[BUCKET] >= span[0]) & (frame[BUCKET] < span[1])]
     frame_name = window_frame(window)
-    frame = prepared.frame(frame_name)
+    frame = prepared.rows(frame_name, wards)
     start = window_start(window, now, frame_bucket_seconds(dataset, frame_name))
     if start is None or frame.empty:
         return frame
@@ -325,7 +332,7 @@ def _other_value(
             kpi, durations_in_window(dataset, _durations(prepared, kpi.measures[0], wards), now, window)
         )
     if kpi.kind == "versus":
-        return versus_figure(dataset, kpi, _in_wards(prepared.frame("hourly"), wards), now)
+        return versus_figure(dataset, kpi, prepared.rows("hourly", wards), now)
     if kpi.kind in ENTITY_KINDS:
         return entity_figure(kpi, _entity_table(dataset, kpi, prepared, now, wards))
     return compute_kpi(dataset, kpi, prepared.snapshot, now, prepared.crosswalk, wards=wards, window=window)
@@ -333,11 +340,10 @@ def _other_value(
 
 def _durations(prepared: WardFrames, name: str, wards: frozenset[str] | None) -> pd.DataFrame:
     """The ``durations`` rows of one declared duration in some wards."""
-    frame = prepared.frame("durations")
+    frame = prepared.rows("durations", wards)
     if frame.empty:
         return frame
-    named = prepared.figure(("durations", name), lambda: frame.loc[frame[DURATION_NAME] == name])
-    return _in_wards(named, wards)
+    return frame.loc[frame[DURATION_NAME] == name]
 
 
 def _entity_table(
@@ -345,7 +351,7 @@ def _entity_table(
 ) -> pd.DataFrame:
     """``kpis.entity_values`` from the ward frames, once per version, wards and moment (shared: never modify)."""
     key = ("entities", kpi.id, wards, moment_key(dataset, kpi, prepared, kpi.window, None, now))
-    recent = _in_wards(prepared.frame("recent"), wards)
+    recent = prepared.rows("recent", wards)
     return prepared.figure(
         key, lambda: entity_values_of(dataset, kpi, recent, prepared.snapshot.frames.get("entities"), now)
     )
@@ -361,12 +367,12 @@ def _grouped_value(
     span: Span | None,
 ) -> KpiFigure:
     if kpi.kind in ("state", "state_ratio"):
-        frame = _in_wards(prepared.frame("state"), wards)
+        frame = prepared.rows("state", wards)
         sums = [float(frame[m].sum()) if m in frame else 0.0 for m in kpi.measures]
         value = sums[0] * kpi.scale if kpi.kind == "state" else _scalar_ratio(sums[0], sums[1], kpi.scale)
         return KpiFigure(kpi, value)
     if kpi.kind in ("latest_ratio", "latest_max"):
-        frame = _in_wards(prepared.frame("recent"), wards)
+        frame = prepared.rows("recent", wards)
         if frame.empty:
             return KpiFigure(kpi, None)
         frame = frame.loc[frame[BUCKET] >= _horizon(dataset, now)]
@@ -388,7 +394,7 @@ def _grouped_value(
         top = values.idxmax()
         return KpiFigure(kpi, float(values.max()) * kpi.scale, str(top) if ENTITY in frame else None)
     use_span = span if kpi.kind in WINDOWED_KINDS else None
-    frame = _in_wards(_windowed_rows(dataset, prepared, now, window, use_span), wards)
+    frame = _windowed_rows(dataset, prepared, now, window, use_span, wards)
     sums = [float(frame[m].sum()) if m in frame else 0.0 for m in kpi.measures]
     if kpi.kind == "sum":
         return KpiFigure(kpi, sums[0] * kpi.scale)
@@ -555,7 +561,7 @@ def _series(
         frame_name = "hourly" if _fine_span(span, now) else "daily"
         size = frame_bucket_seconds(dataset, frame_name)
         first, last = span[0], span[1] - 1
-    frame = _in_wards(prepared.frame(frame_name), wards)
+    frame = prepared.rows(frame_name, wards)
     present = [m for m in measures if m in frame]
     if frame.empty or not present:
         return pd.DataFrame(columns=["time", *measures])
