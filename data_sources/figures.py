@@ -350,7 +350,8 @@ def _entity_table(
     dataset: Dataset, kpi: Kpi, prepared: WardFrames, now: datetime, wards: frozenset[str] | None
 ) -> pd.DataFrame:
     """``kpis.entity_values`` from the ward frames, once per version, wards and moment (shared: never modify)."""
-    key = ("entities", kpi.id, wards, moment_key(dataset, kpi, prepared, kpi.window, None, now))
+    what = ("aqi",) if kpi.value == "aqi" else tuple(kpi.measures)  # KPIs reading the same values share them
+    key = ("entities", what, wards, moment_key(dataset, kpi, prepared, kpi.window, None, now))
     recent = prepared.rows("recent", wards)
     return prepared.figure(
         key, lambda: entity_values_of(dataset, kpi, recent, prepared.snapshot.frames.get("entities"), now)
