@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 
 import pandas as pd
+from flask import g, has_request_context
 from sqlalchemy import Engine
 
 from config.datasets import DatasetCatalogue
@@ -54,7 +55,16 @@ class AppContext:
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self, dataset_id: str) -> Snapshot | None:
-        """The newest snapshot of a dataset, decoded once per version."""
+        """The newest snapshot of a dataset, decoded once per version; one request sees one version of it
+        however many times it asks (the store is asked once per request)."""
+        if not has_request_context():
+            return self._newest(dataset_id)
+        seen = g.setdefault("ioc_snapshots", {})
+        if dataset_id not in seen:
+            seen[dataset_id] = self._newest(dataset_id)
+        return seen[dataset_id]
+
+    def _newest(self, dataset_id: str) -> Snapshot | None:
         version = self.store.version(dataset_id)
         if version is None:
             return None

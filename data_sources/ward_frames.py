@@ -53,7 +53,7 @@ COPIED_FRAMES = ("entities",)
 """Small raw frames a page reads (station names and places), copied beside the figures."""
 AHEAD_WINDOWS = ("24h", "7d", "30d")
 """The named windows a sector page offers; figures are computed ahead for each (and each KPI's own)."""
-FORMAT = 2
+FORMAT = 3
 """Layout of the ``figures:`` snapshot; another one (an older poller) is ignored."""
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 
@@ -291,9 +291,12 @@ class WardFramesPublisher:
             stored = _figure_to_json(value, codes)
             if stored is not None:
                 entries.append({"key": key_to_json(key, codes), **stored})
+        copies = {}
         for name in COPIED_FRAMES:
             if name in snapshot.frames:
-                frames[f"raw:{name}"] = EncodedFrame(encode_frame(snapshot.frames[name]))
+                copies[name] = frame_to_json(snapshot.frames[name])
+                if copies[name] is None:  # not plain enough for JSON columns: as the store keeps frames
+                    frames[f"raw:{name}"] = EncodedFrame(encode_frame(snapshot.frames[name]))
         meta = source | {
             "format": FORMAT,
             "created_at": snapshot.created_at.isoformat(),
@@ -302,6 +305,7 @@ class WardFramesPublisher:
             "computed_at": now.isoformat(),
             "last_end": last_end,
             "ward_codes": list(codes),
+            "copies": {name: table for name, table in copies.items() if table is not None},
             "figures": entries,
         }
         self.store.put(figures_name(dataset_id), meta, frames)
@@ -341,13 +345,23 @@ class _Later(Mapping[str, pd.DataFrame]):
 class _RawFrames(_Later):
     """A snapshot's own frames: the small ones copied beside the figures, the others read on first use."""
 
-    def __init__(self, read: Callable[[], Mapping[str, pd.DataFrame] | None], names: list[str], copies) -> None:
+    def __init__(
+        self, read: Callable[[], Mapping[str, pd.DataFrame] | None], names: list[str], ahead: Snapshot
+    ) -> None:
         super().__init__(read, names)
-        self._copies = copies
+        self._tables = ahead.meta.get("copies") or {}
+        self._encoded = ahead.frames
+        self._copies: dict[str, pd.DataFrame] = {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
-        if f"raw:{name}" in self._copies:
-            return self._copies[f"raw:{name}"]
+        found = self._copies.get(name)
+        if found is not None:
+            return found
+        if name in self._tables:
+            found = self._copies[name] = frame_from_json(self._tables[name])
+            return found
+        if f"raw:{name}" in self._encoded:
+            return self._encoded[f"raw:{name}"]
         return super().__getitem__(name)
 
 
@@ -400,7 +414,7 @@ def load_snapshot(
         version=version,
         created_at=datetime.fromisoformat(meta["created_at"]),
         meta=meta["meta"],
-        frames=_RawFrames(raw, list(meta["frames"]), ahead.frames),
+        frames=_RawFrames(raw, list(meta["frames"]), ahead),
     )
     codes = tuple(meta["ward_codes"])
     computed = {key_from_json(e["key"], codes): _figure_from_json(e, dataset, codes) for e in meta["figures"]}
