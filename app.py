@@ -237,6 +237,7 @@ def run_poller(settings: Settings) -> None:
     from data_sources.clock import LOCAL_TZ
     from data_sources.points import PointsPublisher
     from data_sources.scheduler import Poller
+    from data_sources.ward_frames import WardFramesPublisher
 
     catalogue = load_datasets(settings.datasets_file)
     warehouse = create_warehouse_engine(settings.warehouse_url)
@@ -247,7 +248,16 @@ def run_poller(settings: Settings) -> None:
         warehouse,
         store,
         rules=quality_rules(settings),
-        after_poll=(PointsPublisher(catalogue, warehouse, store), alerting.after_poll),
+        after_poll=(
+            WardFramesPublisher(
+                catalogue,
+                store,
+                unit_crosswalk(settings.province_code, **_split_rule(settings)),
+                list(current_units(settings.province_code)["code"]),
+            ),
+            PointsPublisher(catalogue, warehouse, store),
+            alerting.after_poll,
+        ),
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)

@@ -1,7 +1,8 @@
 """What every page and callback of one web process shares: settings, stores and reference data.
 
 Built once at start-up by ``app.create_app``; nothing in it changes afterwards except the decoded
-snapshot cache, which is keyed by snapshot version so it can never serve stale figures.
+snapshot cache, which is keyed by snapshot version so it can never serve stale figures (and, beside
+it, each version's ward frames and figures: ``data_sources.figures.ward_frames``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 
 import pandas as pd
+from flask import g, has_request_context
 from sqlalchemy import Engine
 
 from config.datasets import DatasetCatalogue
@@ -20,6 +22,7 @@ from config.settings import Settings
 from data_sources.clock import Clock
 from data_sources.snapshots import Snapshot, SnapshotStore
 from data_sources.sql import ReflectedDataset
+from data_sources.ward_frames import crosswalk_fingerprint, load_snapshot
 
 
 @dataclass
@@ -52,18 +55,36 @@ class AppContext:
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self, dataset_id: str) -> Snapshot | None:
-        """The newest snapshot of a dataset, decoded once per version."""
+        """The newest snapshot of a dataset, decoded once per version; one request sees one version of it
+        however many times it asks (the store is asked once per request)."""
+        if not has_request_context():
+            return self._newest(dataset_id)
+        seen = g.setdefault("ioc_snapshots", {})
+        if dataset_id not in seen:
+            seen[dataset_id] = self._newest(dataset_id)
+        return seen[dataset_id]
+
+    def _newest(self, dataset_id: str) -> Snapshot | None:
         version = self.store.version(dataset_id)
         if version is None:
             return None
         cached = self._cache.get(dataset_id)
         if cached is not None and cached.version == version:
             return cached
-        fresh = self.store.get(dataset_id)
+        dataset = next((d for d in self.catalogue if d.id == dataset_id), None)
+        if dataset is None:
+            fresh = self.store.get(dataset_id)
+        else:  # with what the poller prepared for this version, when it did
+            fresh = load_snapshot(self.store, dataset, version, self.crosswalk, self.crosswalk_fingerprint)
         if fresh is not None:
             with self._mutex:
                 self._cache[dataset_id] = fresh
         return fresh
+
+    @cached_property
+    def crosswalk_fingerprint(self) -> str:
+        """Digest of the crosswalk, to recognise ward frames the poller mapped with the same one."""
+        return crosswalk_fingerprint(self.crosswalk)
 
     @cached_property
     def ward_codes(self) -> frozenset[str]:

@@ -19,7 +19,7 @@ from dashboards.sectors import CUSTOM, SECTOR_PAGES, WINDOWS, SectorPage, ViewSt
 from dashboards.security import current_account, request_language, secured
 from dashboards.view import view_state_for
 from data_sources.clock import to_local_naive
-from data_sources.kpis import compute_kpi
+from data_sources.figures import kpi_value
 from data_sources.scheduler import STATUS_NAME
 from data_sources.users import Account
 from layouts import ids
@@ -211,7 +211,9 @@ def update_overview(_versions):
         kpi = dataset.kpi(dataset.headline_kpi)
         snapshot = context.snapshot(dataset_id)
         figure = (
-            compute_kpi(dataset, kpi, snapshot, context.now(), context.crosswalk, wards=account.scope.wards)
+            kpi_value(
+                dataset, kpi, snapshot, context.now(), context.crosswalk, wards=account.scope.wards, window=kpi.window
+            )
             if snapshot
             else None
         )

@@ -176,14 +176,15 @@ def request_language() -> str:
 
 
 def _is_refresh_tick() -> bool:
-    """True for Dash updates fired only by the refresh or clock interval (not user activity)."""
+    """True for Dash updates fired only by the refresh or clock interval, or by the new snapshot versions
+    a tick found (cards rebuilding themselves): not user activity."""
     if request.path != CALLBACK_PATH:
         return False
     body = request.get_json(silent=True)
     if not isinstance(body, dict):  # a malformed body is refused later, not counted as a tick
         return False
     changed = body.get("changedPropIds") or []
-    ticks = {f"{ids.REFRESH}.n_intervals", f"{ids.CLOCK_TICK}.n_intervals"}
+    ticks = {f"{ids.REFRESH}.n_intervals", f"{ids.CLOCK_TICK}.n_intervals", f"{ids.VERSIONS}.data"}
     return isinstance(changed, list) and bool(changed) and all(prop in ticks for prop in changed)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from dash import Input, State
 from flask import abort
@@ -67,9 +68,13 @@ class SectorView:
 
     def per_ward(self, dataset_id: str, kpi_id: str, codes: list[str]) -> pd.Series:
         """One KPI for each ward in ``codes`` over the view's time range (NaN without data or snapshot)."""
+        return pd.Series(self.per_ward_values(dataset_id, kpi_id, codes), index=codes, dtype="float64")
+
+    def per_ward_values(self, dataset_id: str, kpi_id: str, codes: list[str]) -> np.ndarray:
+        """``per_ward`` as an array in the order of ``codes`` (shared with other requests: read only)."""
         snapshot = self.context.snapshot(dataset_id)
         if snapshot is None:
-            return pd.Series(float("nan"), index=codes)
+            return np.full(len(codes), np.nan)
         dataset = self.context.catalogue.get(dataset_id)
         window = self.state.window if self.span is None else "all"
         values = kpi_per_ward(
@@ -81,8 +86,11 @@ class SectorView:
             codes,
             window=window,
             span=self.span,
+            shared=True,
         )
-        return values.reindex(codes)
+        if len(values) == len(codes) and values.index.tolist() == list(codes):
+            return values.to_numpy(dtype="float64")  # already one value per code, in order
+        return values.reindex(codes).to_numpy(dtype="float64")
 
     def place_label(self) -> str:
         """The selected ward's name, or the province."""

@@ -12,27 +12,35 @@ gauge) latest value for map markers. The tests hold every figure here equal to `
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from config.datasets import WINDOWS, Dataset, Kpi
+from data_sources.clock import local_midnight
 from data_sources.kpis import (
+    HOUR,
     LATEST_HORIZON_FACTOR,
     WARD,
     KpiFigure,
     compute_kpi,
-    entity_values,
+    durations_in_window,
+    entity_figure,
+    entity_values_of,
     frame_bucket_seconds,
-    kpi_by_ward,
     kpi_measure_agg,
+    median_figure,
+    versus_figure,
     window_frame,
     window_start,
-    with_wards,
 )
-from data_sources.poller import BUCKET, ENTITY, HOURLY_SECONDS, UNIT, to_epoch
+from data_sources.poller import BUCKET, DURATION_END, DURATION_NAME, ENTITY, HOURLY_SECONDS, UNIT, to_epoch
 from data_sources.snapshots import Snapshot
+from data_sources.ward_frames import map_to_wards
 
 Span = tuple[int, int]
 """[start, end) in epoch seconds of local wall time (how snapshot buckets are keyed)."""
@@ -61,43 +69,161 @@ def day_span(start: date, end: date) -> Span:
     return to_epoch(first), to_epoch(after)
 
 
-class WardFrames:
-    """A snapshot's frames with each row's current ward (rows of unknown units left out), read-only.
+MAX_FIGURES = 512
+"""Figures kept per dataset (least recently used dropped first): a dozen per page view, for every
+window, ward and scope the users of a worker look at between two polls."""
 
-    Each frame is mapped on first use: a refresh over the last 7 days never maps the daily rollups.
+EXPORTED = ("kpi", "per_ward", "series", "entities", "entity_latest")
+"""Kinds of figures a poller can compute ahead for the web (``WardFrames.figures``)."""
+
+
+class Deferred:
+    """A figure computed ahead and stored encoded: decoded on first use."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self.load = load
+
+
+class WardFrames:
+    """One snapshot version of a dataset as the figures read it, shared read-only by every request and user.
+
+    * ``frame``: a frame with each row's current ward, rows of unknown units left out; ``mapped``: the
+      same with every row (ward NA where unknown). Each frame is mapped on first use (a refresh over
+      the last 7 days never maps the daily rollups), or taken as the poller published it already
+      mapped (``published``: ``data_sources.ward_frames``), so a new version costs the web no mapping.
+    * ``figure``: a figure computed once for this version and reused: keyed by what it is, its
+      window, its wards and the part of "now" it depends on (``moment_key``), at most
+      ``max_figures`` of them (least recently used dropped first). ``computed`` holds figures the
+      poller computed ahead for this version (the same keys), so most refreshes compute nothing.
     """
 
-    def __init__(self, snapshot: Snapshot, crosswalk: dict[str, str]) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        crosswalk: dict[str, str],
+        published: Mapping[str, pd.DataFrame] | None = None,
+        *,
+        computed: Mapping[Hashable, Any] | None = None,
+        last_end: int | None = None,
+        max_figures: int = MAX_FIGURES,
+    ) -> None:
         self.snapshot = snapshot
         self.crosswalk = crosswalk
+        self.published = published
+        self.max_figures = max_figures
+        self._last_end = last_end
+        self._mapped: dict[str, pd.DataFrame] = {}
         self._frames: dict[str, pd.DataFrame] = {}
+        self._figures: OrderedDict[Hashable, Any] = OrderedDict(computed or {})
         self._lock = threading.Lock()
+        self.ahead = len(self._figures)
+        """How many figures came computed ahead (by the poller)."""
+        self.computed = 0
+        """How many figures (of the kinds a poller computes ahead) this process computed itself."""
+
+    def mapped(self, name: str) -> pd.DataFrame:
+        """Every row of one frame, with its current ward when the frame has unit codes (shared: never modify)."""
+        found = self._mapped.get(name)
+        if found is not None:
+            return found
+        if self.published is not None and name in self.published:
+            frame = self.published[name]
+        else:
+            frame = self.snapshot.frames.get(name, pd.DataFrame())
+            if UNIT in frame and name != "entities":
+                frame = map_to_wards(frame, self.crosswalk)
+        with self._lock:
+            self._mapped[name] = frame
+        return frame
 
     def frame(self, name: str) -> pd.DataFrame:
-        """One frame (shared: never modify it), empty when the poller did not produce it."""
+        """One frame's rows of known wards (shared: never modify it), empty when the poller did not produce it."""
         found = self._frames.get(name)
         if found is not None:
             return found
-        frame = self.snapshot.frames.get(name, pd.DataFrame())
-        if UNIT in frame and name != "entities":
-            mapped = with_wards(frame, self.crosswalk)
-            frame = mapped.loc[mapped[WARD].notna()].reset_index(drop=True)
+        frame = self.mapped(name)
+        if WARD in frame and name != "entities":
+            frame = frame.loc[frame[WARD].notna()].reset_index(drop=True)
         with self._lock:
             self._frames[name] = frame
         return frame
 
+    def rows(self, name: str, wards: frozenset[str] | None) -> pd.DataFrame:
+        """One frame's rows in ``wards`` (all known wards for None), in the frame's order (shared: never modify);
+        selected once per version and wards for every figure that reads them."""
+        frame = self.frame(name)
+        if wards is None or frame.empty:
+            return frame
+        return self.figure(("rows", name, wards), lambda: frame.loc[frame[WARD].isin(wards)])
 
+    def last_end(self) -> int | None:
+        """The latest end of a ``durations`` record (None without any): medians at any later moment are equal."""
+        if self._last_end is None:  # -1: no record
+            ends = self.mapped("durations").get(DURATION_END)
+            self._last_end = int(ends.max()) if ends is not None and len(ends) else -1
+        return self._last_end if self._last_end >= 0 else None
+
+    def figure(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value stored under ``key`` for this version, computed by ``compute`` the first time."""
+        with self._lock:
+            found = self._figures.get(key, _MISSING)
+            if found is not _MISSING:
+                self._figures.move_to_end(key)
+        if isinstance(found, Deferred):
+            found = found.load()
+            with self._lock:
+                self._figures[key] = found
+        if found is not _MISSING:
+            return found
+        value = compute()
+        with self._lock:
+            self.computed += isinstance(key, tuple) and bool(key) and key[0] in EXPORTED
+            self._figures[key] = value
+            self._figures.move_to_end(key)
+            while len(self._figures) > self.max_figures:
+                self._figures.popitem(last=False)
+        return value
+
+    def figures(self) -> dict[Hashable, Any]:
+        """The figures kept that a poller can publish (``EXPORTED`` kinds), decoded."""
+        with self._lock:
+            items = list(self._figures.items())
+        return {
+            key: value
+            for key, value in items
+            if isinstance(key, tuple) and key and key[0] in EXPORTED and not isinstance(value, Deferred)
+        }
+
+    def __len__(self) -> int:
+        """How many figures are kept."""
+        return len(self._figures)
+
+
+_MISSING = object()
 _PREPARED: dict[str, WardFrames] = {}
 _PREPARED_LOCK = threading.Lock()
 
 
-def ward_frames(snapshot: Snapshot, crosswalk: dict[str, str]) -> WardFrames:
-    """The snapshot's ward-mapped frames, built once per snapshot object (one kept per dataset)."""
+def ward_frames(
+    snapshot: Snapshot,
+    crosswalk: dict[str, str],
+    published: Mapping[str, pd.DataFrame] | None = None,
+    **ahead: Any,
+) -> WardFrames:
+    """The snapshot's ``WardFrames``, built once per snapshot object; one kept per dataset (the newest
+    version asked for), so memory stays bounded by the datasets and ``MAX_FIGURES``.
+
+    ``published`` (the poller's ward-mapped frames of this very version) and ``ahead`` (``computed``
+    figures and ``last_end``: ``data_sources.ward_frames``) are used by the first caller that builds it.
+    """
     cached = _PREPARED.get(snapshot.dataset)
     if cached is not None and cached.snapshot is snapshot and cached.crosswalk is crosswalk:
         return cached
-    prepared = WardFrames(snapshot, crosswalk)
+    prepared = WardFrames(snapshot, crosswalk, published, **ahead)
     with _PREPARED_LOCK:
+        cached = _PREPARED.get(snapshot.dataset)
+        if cached is not None and cached.snapshot is snapshot and cached.crosswalk is crosswalk:
+            return cached
         _PREPARED[snapshot.dataset] = prepared
     return prepared
 
@@ -113,28 +239,27 @@ def _scalar_ratio(numerator: float, denominator: float, scale: float) -> float |
     return float(numerator) / float(denominator) * scale
 
 
-def _in_wards(frame: pd.DataFrame, wards: frozenset[str] | None) -> pd.DataFrame:
-    if wards is None or frame.empty:
-        return frame
-    return frame.loc[frame[WARD].isin(wards)]
-
-
 def _horizon(dataset: Dataset, now: datetime) -> int:
     """Oldest bucket that still counts as "now" for latest values."""
     return to_epoch(now) - LATEST_HORIZON_FACTOR * max(dataset.expected_seconds, dataset.bucket_seconds)
 
 
 def _windowed_rows(
-    dataset: Dataset, prepared: WardFrames, now: datetime, window: str, span: Span | None
+    dataset: Dataset,
+    prepared: WardFrames,
+    now: datetime,
+    window: str,
+    span: Span | None,
+    wards: frozenset[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows of the frame serving ``window`` (or the daily rows inside ``span``)."""
+    """Rows of the frame serving ``window`` (or the daily rows inside ``span``) in ``wards``."""
     if span is not None:
-        frame = prepared.frame("daily")
+        frame = prepared.rows("daily", wards)
         if frame.empty:
             return frame
         return frame.loc[(frame[BUCKET] >= span[0]) & (frame[BUCKET] < span[1])]
     frame_name = window_frame(window)
-    frame = prepared.frame(frame_name)
+    frame = prepared.rows(frame_name, wards)
     start = window_start(window, now, frame_bucket_seconds(dataset, frame_name))
     if start is None or frame.empty:
         return frame
@@ -144,6 +269,34 @@ def _windowed_rows(
 def _named(kpi: Kpi, window: str, span: Span | None) -> str:
     """The named window a ``kpis`` figure uses: the page's, or the KPI's own under a custom span."""
     return kpi.window if span is not None or window not in WINDOWS else window
+
+
+def moment_key(dataset: Dataset, kpi: Kpi, prepared: WardFrames, window: str, span: Span | None, now: datetime):
+    """The part of ``now`` a figure of ``kpi`` depends on: two moments with the same key give the same
+    figure from one snapshot version, so the figure is computed once for both.
+
+    Windowed kinds: the window's first bucket (a custom span: nothing); latest and entity kinds: the
+    first bucket still "now" (buckets start on multiples of their size: the poller floors them); the
+    VN_AQI and comparisons: the hour and the local day; medians: the window's start, and ``now``
+    itself only while some record ends later than it.
+    """
+    if kpi.kind in ("state", "state_ratio") or (span is not None and kpi.kind in WINDOWED_KINDS):
+        return ()
+    if kpi.kind in WINDOWED_KINDS:
+        return (window_start(window, now, frame_bucket_seconds(dataset, window_frame(window))),)
+    if kpi.kind == "median":
+        start = window_start(window, now, frame_bucket_seconds(dataset, window_frame(window)))
+        last_end, moment = prepared.last_end(), to_epoch(now)
+        return (start, None if last_end is None or moment >= last_end else moment)
+    if kpi.kind == "versus" or (kpi.kind in ENTITY_KINDS and kpi.value == "aqi"):
+        return (to_epoch(now) // HOUR, to_epoch(local_midnight(now)))
+    return (_latest_from(dataset, now),)
+
+
+def _latest_from(dataset: Dataset, now: datetime) -> int:
+    """The first fine bucket still "now" (``bucket >= horizon``), as a bucket start."""
+    horizon, size = _horizon(dataset, now), dataset.bucket_seconds
+    return -(-horizon // size) * size
 
 
 def kpi_value(
@@ -157,17 +310,70 @@ def kpi_value(
     window: str,
     span: Span | None = None,
 ) -> KpiFigure:
-    """The KPI over some wards: ``compute_kpi``'s figure, or over a custom day span for windowed kinds."""
-    if kpi.kind not in GROUPED_KINDS:  # their own window or "now": a custom span does not apply
-        return compute_kpi(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=_named(kpi, window, span))
+    """The KPI over some wards: ``compute_kpi``'s figure, or over a custom day span for windowed kinds.
+
+    Computed once per snapshot version, window, wards and moment (``moment_key``) for every caller.
+    """
     prepared = ward_frames(snapshot, crosswalk)
+    if kpi.kind not in GROUPED_KINDS:  # their own window or "now": a custom span does not apply
+        named = _named(kpi, window, span)
+        key = ("kpi", kpi.id, named, wards, moment_key(dataset, kpi, prepared, named, None, now))
+        return prepared.figure(key, lambda: _other_value(dataset, kpi, prepared, now, wards, named))
+    key = ("kpi", kpi.id, window, span, wards, moment_key(dataset, kpi, prepared, window, span, now))
+    return prepared.figure(key, lambda: _grouped_value(dataset, kpi, prepared, now, wards, window, span))
+
+
+def _other_value(
+    dataset: Dataset, kpi: Kpi, prepared: WardFrames, now: datetime, wards: frozenset[str] | None, window: str
+) -> KpiFigure:
+    """Medians, comparisons and entity KPIs from the ward frames (``compute_kpi`` for other kinds)."""
+    if kpi.kind == "median":
+        return median_figure(
+            kpi, durations_in_window(dataset, _durations(prepared, kpi.measures[0], wards), now, window)
+        )
+    if kpi.kind == "versus":
+        return versus_figure(dataset, kpi, prepared.rows("hourly", wards), now)
+    if kpi.kind in ENTITY_KINDS:
+        return entity_figure(kpi, _entity_table(dataset, kpi, prepared, now, wards))
+    return compute_kpi(dataset, kpi, prepared.snapshot, now, prepared.crosswalk, wards=wards, window=window)
+
+
+def _durations(prepared: WardFrames, name: str, wards: frozenset[str] | None) -> pd.DataFrame:
+    """The ``durations`` rows of one declared duration in some wards."""
+    frame = prepared.rows("durations", wards)
+    if frame.empty:
+        return frame
+    return frame.loc[frame[DURATION_NAME] == name]
+
+
+def _entity_table(
+    dataset: Dataset, kpi: Kpi, prepared: WardFrames, now: datetime, wards: frozenset[str] | None
+) -> pd.DataFrame:
+    """``kpis.entity_values`` from the ward frames, once per version, wards and moment (shared: never modify)."""
+    what = ("aqi",) if kpi.value == "aqi" else tuple(kpi.measures)  # KPIs reading the same values share them
+    key = ("entities", what, wards, moment_key(dataset, kpi, prepared, kpi.window, None, now))
+    recent = prepared.rows("recent", wards)
+    return prepared.figure(
+        key, lambda: entity_values_of(dataset, kpi, recent, prepared.snapshot.frames.get("entities"), now)
+    )
+
+
+def _grouped_value(
+    dataset: Dataset,
+    kpi: Kpi,
+    prepared: WardFrames,
+    now: datetime,
+    wards: frozenset[str] | None,
+    window: str,
+    span: Span | None,
+) -> KpiFigure:
     if kpi.kind in ("state", "state_ratio"):
-        frame = _in_wards(prepared.frame("state"), wards)
+        frame = prepared.rows("state", wards)
         sums = [float(frame[m].sum()) if m in frame else 0.0 for m in kpi.measures]
         value = sums[0] * kpi.scale if kpi.kind == "state" else _scalar_ratio(sums[0], sums[1], kpi.scale)
         return KpiFigure(kpi, value)
     if kpi.kind in ("latest_ratio", "latest_max"):
-        frame = _in_wards(prepared.frame("recent"), wards)
+        frame = prepared.rows("recent", wards)
         if frame.empty:
             return KpiFigure(kpi, None)
         frame = frame.loc[frame[BUCKET] >= _horizon(dataset, now)]
@@ -189,7 +395,7 @@ def kpi_value(
         top = values.idxmax()
         return KpiFigure(kpi, float(values.max()) * kpi.scale, str(top) if ENTITY in frame else None)
     use_span = span if kpi.kind in WINDOWED_KINDS else None
-    frame = _in_wards(_windowed_rows(dataset, prepared, now, window, use_span), wards)
+    frame = _windowed_rows(dataset, prepared, now, window, use_span, wards)
     sums = [float(frame[m].sum()) if m in frame else 0.0 for m in kpi.measures]
     if kpi.kind == "sum":
         return KpiFigure(kpi, sums[0] * kpi.scale)
@@ -206,15 +412,36 @@ def kpi_per_ward(
     *,
     window: str,
     span: Span | None = None,
+    shared: bool = False,
 ) -> pd.Series:
     """The KPI of every ward in ``ward_codes`` in one grouped pass (NaN where there is no data).
 
     Equal to ``compute_kpi(..., wards={code})`` for each ward (``kpis.kpi_by_ward``), without
-    re-reading the frame once per ward.
+    re-reading the frame once per ward. ``shared``: the series kept for every caller (never modify
+    it) rather than a copy.
     """
-    if kpi.kind not in GROUPED_KINDS:
-        return kpi_by_ward(dataset, kpi, snapshot, now, crosswalk, ward_codes, window=_named(kpi, window, span))
     prepared = ward_frames(snapshot, crosswalk)
+    if kpi.kind not in GROUPED_KINDS:  # medians, comparisons, entity KPIs: ward by ward, each shared
+        named = _named(kpi, window, span)
+        values = {
+            code: kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=frozenset([code]), window=named).value
+            for code in ward_codes
+        }
+        return pd.Series(values, dtype="float64", name=kpi.id)
+    key = ("per_ward", kpi.id, window, span, tuple(ward_codes), moment_key(dataset, kpi, prepared, window, span, now))
+    values = prepared.figure(key, lambda: _grouped_per_ward(dataset, kpi, prepared, now, ward_codes, window, span))
+    return values if shared else values.copy()
+
+
+def _grouped_per_ward(
+    dataset: Dataset,
+    kpi: Kpi,
+    prepared: WardFrames,
+    now: datetime,
+    ward_codes: list[str],
+    window: str,
+    span: Span | None,
+) -> pd.Series:
     index = pd.Index(ward_codes, dtype="object")
     empty = pd.Series(np.nan, index=index, dtype="float64", name=kpi.id)
 
@@ -277,6 +504,54 @@ def series_frame(
     custom span is drawn per hour when short and inside the hourly rollups, else per day. Buckets
     without rows are zeros.
     """
+    full = series_table(dataset, measures, snapshot, now, crosswalk, wards=wards, window=window, span=span)
+    if full is None:
+        return pd.DataFrame(columns=["time", *measures])
+    return full[["time", *(m for m in measures if m in full)]].copy()
+
+
+def series_table(
+    dataset: Dataset,
+    measures: list[str],
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None,
+    window: str,
+    span: Span | None = None,
+) -> pd.DataFrame | None:
+    """``series_frame`` with every measure of the dataset, shared by every caller (never modify it); None
+    when none of ``measures`` can be drawn. Computed once per version, window, wards and moment."""
+    prepared = ward_frames(snapshot, crosswalk)
+    if span is None:  # the window's first bucket and how far it reaches (buckets start on multiples of their size)
+        frame_name = window_frame(window)
+        size = frame_bucket_seconds(dataset, frame_name)
+        moment = (frame_name, window_start(window, now, size), to_epoch(now) // size)
+    else:
+        moment = ("hourly" if _fine_span(span, now) else "daily",)
+    every = [m.name for m in dataset.measures]
+    key = ("series", window, span, wards, moment)
+    full = prepared.figure(key, lambda: _series(dataset, every, prepared, now, wards, window, span))
+    if full.empty or not any(m in full for m in measures):
+        return None
+    return full
+
+
+def _fine_span(span: Span, now: datetime) -> bool:
+    """A custom span short enough, and recent enough for the hourly rollups, to be drawn per hour."""
+    return span[1] - span[0] <= FINE_SPAN_SECONDS and span[0] >= to_epoch(now) - HOURLY_SECONDS
+
+
+def _series(
+    dataset: Dataset,
+    measures: list[str],
+    prepared: WardFrames,
+    now: datetime,
+    wards: frozenset[str] | None,
+    window: str,
+    span: Span | None,
+) -> pd.DataFrame:
     if span is None:
         frame_name = window_frame(window)
         size = frame_bucket_seconds(dataset, frame_name)
@@ -284,11 +559,10 @@ def series_frame(
         last = to_epoch(now)
         size = max(size, DRAW_SECONDS.get(window) or size)
     else:
-        fine = span[1] - span[0] <= FINE_SPAN_SECONDS and span[0] >= to_epoch(now) - HOURLY_SECONDS
-        frame_name = "hourly" if fine else "daily"
+        frame_name = "hourly" if _fine_span(span, now) else "daily"
         size = frame_bucket_seconds(dataset, frame_name)
         first, last = span[0], span[1] - 1
-    frame = _in_wards(ward_frames(snapshot, crosswalk).frame(frame_name), wards)
+    frame = prepared.rows(frame_name, wards)
     present = [m for m in measures if m in frame]
     if frame.empty or not present:
         return pd.DataFrame(columns=["time", *measures])
@@ -302,6 +576,20 @@ def series_frame(
     result = grouped.reset_index(names=BUCKET)
     result.insert(0, "time", pd.to_datetime(result[BUCKET], unit="s"))
     return result.drop(columns=[BUCKET])
+
+
+def line_array(series: pd.DataFrame, measure: str, over: str | None, scale: float = 1.0) -> np.ndarray:
+    """``line_values`` as a float array (what a figure is drawn from)."""
+    if measure not in series or (over is not None and over not in series):
+        return np.full(len(series), np.nan)
+    values = series[measure].to_numpy(dtype="float64", na_value=np.nan)
+    if over is not None:
+        denominator = series[over].to_numpy(dtype="float64", na_value=np.nan)
+        denominator = np.where(denominator == 0, np.nan, denominator)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = values / denominator
+        values = np.where(np.isinf(values), np.nan, values)
+    return values * scale
 
 
 def line_values(series: pd.DataFrame, measure: str, over: str | None, scale: float = 1.0) -> pd.Series:
@@ -324,13 +612,51 @@ def entity_latest(
     crosswalk: dict[str, str],
     *,
     wards: frozenset[str] | None = None,
+    shared: bool = False,
 ) -> pd.DataFrame:
-    """Each entity of the reference table with its place, ward and latest value.
+    """Each entity of the reference table with its place, ward and latest value (``shared``: the table
+    kept for every caller, never to be modified, rather than a copy).
 
     ``value`` is a ``latest_ratio``/``latest_max`` KPI id (evaluated per entity, so a station's
     marker shows the figure the "worst station" tile picks from) or a measure name. Entities with no
-    reading recent enough to be "now" keep a NaN value (drawn as "no data", not left out).
+    reading recent enough to be "now" keep a NaN value (drawn as "no data", not left out). Computed
+    once per snapshot version, wards and moment for every caller.
     """
+    prepared = ward_frames(snapshot, crosswalk)
+    key = entity_latest_key(dataset, value, snapshot, now, crosswalk, wards=wards)
+    table = prepared.figure(key, lambda: _entity_latest(dataset, value, prepared, now, wards))
+    return table if shared else table.copy()
+
+
+def entity_latest_key(
+    dataset: Dataset,
+    value: str,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    *,
+    wards: frozenset[str] | None = None,
+) -> tuple:
+    """What ``entity_latest`` depends on within one snapshot version (equal keys, equal tables)."""
+    prepared = ward_frames(snapshot, crosswalk)
+    kpi = next((k for k in dataset.kpis if k.id == value), None)
+    if kpi is not None and kpi.kind in ENTITY_KINDS:
+        moment = moment_key(dataset, kpi, prepared, kpi.window, None, now)
+    else:
+        moment = (_latest_from(dataset, now),)
+    return ("entity_latest", value, wards, moment)
+
+
+def shared_figure(snapshot: Snapshot, crosswalk: dict[str, str], key: Hashable, compute: Callable[[], Any]) -> Any:
+    """A value derived from one snapshot version (a map layer built from ``entity_latest``), computed
+    once for every request and user of the process (``WardFrames.figure``; shared: never modify)."""
+    return ward_frames(snapshot, crosswalk).figure(key, compute)
+
+
+def _entity_latest(
+    dataset: Dataset, value: str, prepared: WardFrames, now: datetime, wards: frozenset[str] | None
+) -> pd.DataFrame:
+    snapshot, crosswalk = prepared.snapshot, prepared.crosswalk
     entities = snapshot.frames.get("entities")
     if entities is None or entities.empty or "lat" not in entities or "lon" not in entities:
         return pd.DataFrame(columns=["entity", "name", "lat", "lon", WARD, "value"])
@@ -340,7 +666,7 @@ def entity_latest(
         entities = entities.loc[entities[WARD].isin(wards)]
     kpi = next((k for k in dataset.kpis if k.id == value), None)
     if kpi is not None and kpi.kind in ENTITY_KINDS:  # e.g. each station's VN_AQI, each gauge's level
-        found = entity_values(dataset, kpi, snapshot, now, crosswalk, wards=wards)
+        found = _entity_table(dataset, kpi, prepared, now, wards)
         by_entity = found.set_index(found["entity"].astype("string"))["value"] if not found.empty else None
         entities["value"] = (
             entities["entity"].astype("string").map(by_entity).astype("float64") if by_entity is not None else np.nan
@@ -348,9 +674,9 @@ def entity_latest(
         return entities.reset_index(drop=True)
     measures = list(kpi.measures) if kpi is not None else [value]
     scale = kpi.scale if kpi is not None else 1.0
-    recent = snapshot.frames.get("recent")
+    recent = prepared.mapped("recent")  # every row, also those of unknown units: an entity's own readings
     values = pd.Series(dtype="float64")
-    if recent is not None and not recent.empty and ENTITY in recent and all(m in recent for m in measures):
+    if not recent.empty and ENTITY in recent and all(m in recent for m in measures):
         recent = recent.loc[recent[BUCKET] >= _horizon(dataset, now)]
         if not recent.empty:
             latest = recent.loc[recent[BUCKET] == recent.groupby(ENTITY)[BUCKET].transform("max")]

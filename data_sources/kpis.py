@@ -253,10 +253,26 @@ def duration_values(
     if frame.empty:
         return pd.Series(dtype="float64")
     frame = _select(frame.loc[frame[DURATION_NAME] == duration_name], crosswalk, wards, None)
+    return durations_in_window(dataset, frame, now, window)
+
+
+def durations_in_window(dataset: Dataset, durations: pd.DataFrame, now: datetime, window: str) -> pd.Series:
+    """The values of already selected duration rows (one name, some wards) that ended inside the window."""
+    if durations.empty:
+        return pd.Series(dtype="float64")
     start = window_start(window, now, frame_bucket_seconds(dataset, window_frame(window)))
+    ends = durations[DURATION_END]
+    inside = ends <= to_epoch(now)
     if start is not None:
-        frame = frame.loc[frame[DURATION_END] >= start]
-    return frame.loc[frame[DURATION_END] <= to_epoch(now), DURATION_VALUE].astype("float64")
+        inside &= ends >= start
+    return durations.loc[inside, DURATION_VALUE].astype("float64")
+
+
+def median_figure(kpi: Kpi, values: pd.Series) -> KpiFigure:
+    """The median KPI over some durations (None without any)."""
+    if values.empty:
+        return KpiFigure(kpi, None)
+    return KpiFigure(kpi, float(np.median(values.to_numpy())) * kpi.scale)
 
 
 def _median(
@@ -269,9 +285,7 @@ def _median(
     window: str,
 ) -> KpiFigure:
     values = duration_values(dataset, kpi.measures[0], snapshot, now, crosswalk, window=window, wards=wards)
-    if values.empty:
-        return KpiFigure(kpi, None)
-    return KpiFigure(kpi, float(np.median(values.to_numpy())) * kpi.scale)
+    return median_figure(kpi, values)
 
 
 # --- comparisons ---------------------------------------------------------------------------------
@@ -306,7 +320,11 @@ def _versus(
     crosswalk: dict[str, str],
     wards: frozenset[str] | None,
 ) -> KpiFigure:
-    hourly = _select(snapshot.frame("hourly"), crosswalk, wards, None)
+    return versus_figure(dataset, kpi, _select(snapshot.frame("hourly"), crosswalk, wards, None), now)
+
+
+def versus_figure(dataset: Dataset, kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> KpiFigure:
+    """A comparison KPI over already selected hourly rows (current wards, some of them)."""
     current, baselines = versus_spans(kpi, hourly, now)
 
     def between(span: tuple[int, int]) -> pd.DataFrame:
@@ -337,35 +355,52 @@ def station_aqi(
     c1 is the hour holding ``now``; hourly means are the rollup's sum/count of the pollutant (values
     outside their valid range are already left out). Stations without an index are left out.
     """
-    frame = _select(snapshot.frame("recent"), crosswalk, wards, None)
-    columns = ["entity", "ward", "value", "dominant", "category", "colour"]
-    if frame.empty or ENTITY not in frame:
-        return pd.DataFrame(columns=columns)
+    return station_aqi_of(dataset, _select(snapshot.frame("recent"), crosswalk, wards, None), now)
+
+
+AQI_COLUMNS = ["entity", "ward", "value", "dominant", "category", "colour"]
+
+
+def station_aqi_of(dataset: Dataset, recent: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """``station_aqi`` over already selected fine rows (current wards, some of them).
+
+    One grouped sum per station and hour, then the index per station from plain arrays.
+    """
+    if recent.empty or ENTITY not in recent:
+        return pd.DataFrame(columns=AQI_COLUMNS)
     now_epoch = to_epoch(now)
     hour = now_epoch - now_epoch % HOUR
     hours = [hour - i * HOUR for i in range(aqi.NOWCAST_HOURS)]
-    frame = frame.loc[frame[BUCKET].isin(hours)]
+    frame = recent.loc[recent[BUCKET].isin(hours)]
+    if frame.empty:
+        return pd.DataFrame(columns=AQI_COLUMNS)
+    columns = list(dict.fromkeys(c for pair in dataset.aqi.values() for c in pair))
+    sums = frame.groupby([ENTITY, BUCKET], sort=True)[columns].sum()
+    wards = frame.groupby(ENTITY, sort=True)[WARD].nth(-1)  # each station's ward on its last row
+    ward_of = dict(zip(frame.loc[wards.index, ENTITY].astype(str), wards, strict=True))
+    position = {bucket: i for i, bucket in enumerate(hours)}
+    values = sums.to_numpy(dtype="float64")
+    index = {name: i for i, name in enumerate(columns)}
     rows = []
-    for entity, rows_of_entity in frame.groupby(ENTITY, sort=True):
-        per_hour = rows_of_entity.groupby(BUCKET).sum(numeric_only=True)
-        means: dict[str, list[float | None]] = {}
-        for pollutant, (sum_name, count_name) in dataset.aqi.items():
-            series = []
-            for bucket in hours:
-                if bucket in per_hour.index and per_hour.at[bucket, count_name] > 0:
-                    series.append(float(per_hour.at[bucket, sum_name] / per_hour.at[bucket, count_name]))
-                else:
-                    series.append(None)
-            means[pollutant] = series
+    stations = sums.index.get_level_values(0)
+    buckets = sums.index.get_level_values(1)
+    for entity, where in pd.Series(range(len(sums)), index=stations).groupby(level=0, sort=True):
+        means: dict[str, list[float | None]] = {p: [None] * len(hours) for p in dataset.aqi}
+        for row in where.to_numpy():
+            slot = position[int(buckets[row])]
+            for pollutant, (sum_name, count_name) in dataset.aqi.items():
+                count = values[row, index[count_name]]
+                if count > 0:
+                    means[pollutant][slot] = float(values[row, index[sum_name]] / count)
         result = aqi.hourly_aqi(
             {p: v[0] for p, v in means.items() if p not in aqi.PARTICULATES},
             {p: v for p, v in means.items() if p in aqi.PARTICULATES},
         )
         if result.aqi is None:
             continue
-        ward = rows_of_entity[WARD].iloc[-1]
+        ward = ward_of[str(entity)]
         rows.append([str(entity), ward, float(result.aqi), result.dominant, result.category.id, result.category.colour])
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=AQI_COLUMNS)
 
 
 def entity_values(
@@ -379,10 +414,18 @@ def entity_values(
 ) -> pd.DataFrame:
     """One value per entity "now" for an entity KPI: entity, ward, value, plus the reference columns
     (name, lat, lon, attributes) when the snapshot has them. The value is unscaled."""
+    recent = _select(snapshot.frame("recent"), crosswalk, wards, None)
+    return entity_values_of(dataset, kpi, recent, snapshot.frames.get("entities"), now)
+
+
+def entity_values_of(
+    dataset: Dataset, kpi: Kpi, recent: pd.DataFrame, entities: pd.DataFrame | None, now: datetime
+) -> pd.DataFrame:
+    """``entity_values`` over already selected fine rows (current wards, some of them)."""
     if kpi.value == "aqi":
-        values = station_aqi(dataset, snapshot, now, crosswalk, wards)
+        values = station_aqi_of(dataset, recent, now)
     else:
-        frame = _latest_rows(dataset, _select(snapshot.frame("recent"), crosswalk, wards, None), now)
+        frame = _latest_rows(dataset, recent, now)
         if frame.empty or ENTITY not in frame:
             values = pd.DataFrame(columns=["entity", "ward", "value"])
         else:
@@ -396,8 +439,7 @@ def entity_values(
             values = pd.DataFrame(
                 {"entity": grouped.index.astype(str), "ward": grouped[WARD].to_numpy(), "value": value.to_numpy()}
             ).dropna(subset=["value"])
-    entities = snapshot.frame("entities")
-    if not entities.empty:
+    if entities is not None and not entities.empty:
         entities = entities.drop(columns=[c for c in (UNIT,) if c in entities]).astype({"entity": str})
         values = values.merge(entities, on="entity", how="left")
     return values.reset_index(drop=True)
@@ -411,7 +453,11 @@ def _entity_kpi(
     crosswalk: dict[str, str],
     wards: frozenset[str] | None,
 ) -> KpiFigure:
-    values = entity_values(dataset, kpi, snapshot, now, crosswalk, wards=wards)
+    return entity_figure(kpi, entity_values(dataset, kpi, snapshot, now, crosswalk, wards=wards))
+
+
+def entity_figure(kpi: Kpi, values: pd.DataFrame) -> KpiFigure:
+    """An ``entity_max``/``entity_count`` KPI from the per-entity values (``entity_values``)."""
     if kpi.kind == "entity_max":
         if values.empty:
             return KpiFigure(kpi, None)

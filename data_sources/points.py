@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,14 +76,34 @@ def fetch_points(engine: Engine, reflected: ReflectedDataset, now: datetime, lim
     return document
 
 
+DECODED_KEPT = 32
+"""Decoded point frames kept per process, by digest (least recently used dropped first)."""
+_decoded: OrderedDict[str, pd.DataFrame] = OrderedDict()
+_decoded_lock = threading.Lock()
+
+
 def read_points(store: SnapshotStore, dataset_id: str, state: str) -> tuple[pd.DataFrame, str]:
-    """The published points of one state measure and a digest of them ("" and an empty frame when none)."""
+    """The published points of one state measure and a digest of them ("" and an empty frame when none).
+
+    Points unchanged since an earlier read (same digest) are not decoded again; the frame is shared:
+    never modify it.
+    """
     document = store.get_status(points_status_name(dataset_id))
     encoded = (document or {}).get("frames", {}).get(state)
     if not encoded:
         return pd.DataFrame(), ""
     digest = hashlib.blake2b(encoded.encode("ascii"), digest_size=8).hexdigest()
-    return decode_frame(base64.b64decode(encoded)), digest
+    with _decoded_lock:
+        found = _decoded.get(digest)
+        if found is not None:
+            _decoded.move_to_end(digest)
+            return found, digest
+    frame = decode_frame(base64.b64decode(encoded))
+    with _decoded_lock:
+        _decoded[digest] = frame
+        while len(_decoded) > DECODED_KEPT:
+            _decoded.popitem(last=False)
+    return frame, digest
 
 
 @dataclass

@@ -27,6 +27,8 @@ from dashboards.sectors import (
     ViewState,
     parse_view_state,
 )
+from data_sources.admin_units import crosswalk as unit_crosswalk
+from data_sources.admin_units import current_units
 from data_sources.clock import to_local_naive
 from data_sources.demo.schema import (
     OPEN_FEEDBACK_STATUSES,
@@ -41,6 +43,7 @@ from data_sources.records import RecordsError
 from data_sources.scheduler import Poller
 from data_sources.snapshots import SQLiteSnapshotStore
 from data_sources.users import audit_table, create_user
+from data_sources.ward_frames import WardFramesPublisher
 from data_sources.warehouse import create_warehouse_engine
 from layouts.i18n import format_number
 from tests.conftest import FIXED_NOW
@@ -252,7 +255,8 @@ OPEN_INCIDENTS = (("19753", 16.4637, 107.5909, "accident"), ("19789", 16.4550, 1
 
 @pytest.fixture(scope="module")
 def sectors_app(seeded_warehouse, tmp_path_factory):
-    """The app over a copy of the seeded warehouse plus two open incidents, polled once with map points."""
+    """The app over a copy of the seeded warehouse plus two open incidents, polled once with the poller's
+    after-poll hooks (ward frames and figures computed ahead, map points), as in production."""
     from app import create_app
     from dashboards.context import get_context
 
@@ -280,8 +284,13 @@ def sectors_app(seeded_warehouse, tmp_path_factory):
     settings = replace(make_settings(folder, warehouse_url), unmasked_roles=("operator",))
     store = SQLiteSnapshotStore(folder / "snapshots.db")
     catalogue = load_datasets(settings.datasets_file)
-    hook = PointsPublisher(catalogue, warehouse, store, lambda: FIXED_NOW)
-    Poller(catalogue, warehouse, store, lambda: FIXED_NOW, after_poll=(hook,)).poll_all()
+    hooks = (
+        WardFramesPublisher(
+            catalogue, store, unit_crosswalk("46"), list(current_units("46")["code"]), lambda: FIXED_NOW
+        ),
+        PointsPublisher(catalogue, warehouse, store, lambda: FIXED_NOW),
+    )
+    Poller(catalogue, warehouse, store, lambda: FIXED_NOW, after_poll=hooks).poll_all()
     app = create_app(settings, store=store, clock=lambda: FIXED_NOW)
     context = get_context()
     app_db = create_warehouse_engine(settings.app_db_url)

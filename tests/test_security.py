@@ -283,6 +283,20 @@ class TestSessions:
         assert "hết hạn" in client.get("/login").text, "the login page says why"
         assert audit_actions_of(secure_web.app_db, "leader")[-1] == "session_expired"
 
+    def test_cards_rebuilt_for_new_snapshot_versions_do_not_count_as_activity(self, secure_web):
+        client = sign_in(secure_web.app, "leader", PASSWORD)
+        card = next(cb for cb in server_callbacks(secure_web.app) if cb.key == "kpi-row.children")
+        values = {"snapshot-versions.data": {"versions": {}}, "url.search": "?window=7d", "url.pathname": "/feedback"}
+        with client.session_transaction() as session:
+            session["last_active"] -= 600
+            before = session["last_active"]
+        assert forge(client, card, values, changed=["snapshot-versions.data"]).status_code == 200
+        with client.session_transaction() as session:
+            assert session["last_active"] == before, "a card refreshed by new data is not activity"
+        assert forge(client, card, values, changed=["url.search"]).status_code == 200
+        with client.session_transaction() as session:
+            assert session["last_active"] > before, "changing the view is"
+
     def test_a_tampered_session_cookie_is_refused_with_a_log_line(self, secure_web, caplog):
         client = sign_in(secure_web.app, "leader", PASSWORD)
         value = client.get_cookie("session").value

@@ -8,7 +8,7 @@ from config.roles import VIEW
 from dashboards.registry import callback
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import kpi_value
+from data_sources.figures import kpi_value, shared_figure
 from data_sources.kpis import KpiFigure
 from layouts import ids
 from layouts.components import kpi_tile
@@ -106,13 +106,21 @@ def sector_figures(view: SectorView) -> list[tuple[str, KpiFigure, str]]:
 def entity_namer(view: SectorView):
     """Name of an entity (station, sensor) from its dataset's snapshot."""
 
+    def names_of(snapshot) -> dict[str, str]:
+        entities = snapshot.frames.get("entities")
+        if entities is None or entities.empty:
+            return {}
+        names: dict[str, str] = {}
+        for key, value in zip(entities["entity"].astype(str), entities["name"], strict=True):
+            names.setdefault(key, str(value))  # the first row of an entity, as before
+        return names
+
     def name(dataset_id: str, entity: str) -> str:
         snapshot = view.context.snapshot(dataset_id)
-        entities = snapshot.frame("entities") if snapshot else None
-        if entities is None or entities.empty:
+        if snapshot is None:
             return entity
-        match = entities.loc[entities["entity"].astype(str) == str(entity)]
-        return str(match.iloc[0]["name"]) if not match.empty else entity
+        names = shared_figure(snapshot, view.context.crosswalk, ("entity names",), lambda: names_of(snapshot))
+        return names.get(str(entity), entity)
 
     return name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from dash import Output, dash_table, html
 from dash.dash_table.Format import Format, Group, Scheme
@@ -54,19 +55,23 @@ def column_id(dataset: str, kpi: str) -> str:
     return f"{dataset}__{kpi}"
 
 
+def league_values(view: SectorView) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """Codes and names of the wards in scope, and each declared KPI's value per ward (column id -> array)."""
+    units = view.context.units_in_scope(view.account.scope)
+    codes = list(units["code"])
+    names = list(units["name" if view.lang != "en" else "name_en"])
+    values = {column_id(d, k): view.per_ward_values(d, k, codes) for d, k in view.page.league_columns}
+    return codes, names, values
+
+
 def league_frame(view: SectorView) -> pd.DataFrame:
     """One row per ward in scope: its name and each declared KPI."""
-    context = view.context
-    units = context.units_in_scope(view.account.scope)
-    codes = list(units["code"])
-    frame = pd.DataFrame({"id": codes, WARD_COLUMN: list(units["name" if view.lang != "en" else "name_en"])})
-    for dataset_id, kpi_id in view.page.league_columns:
-        frame[column_id(dataset_id, kpi_id)] = view.per_ward(dataset_id, kpi_id, codes).to_numpy()
-    return frame
+    codes, names, values = league_values(view)
+    return pd.DataFrame({"id": codes, WARD_COLUMN: names, **values})
 
 
-def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
-    """Columns (numbers in the interface's format) and rows."""
+def league_columns(view: SectorView) -> list[dict]:
+    """Table columns: the ward, then each KPI with its unit (numbers in the interface's format)."""
     lang = view.lang
     columns = [{"name": t("league.ward", lang), "id": WARD_COLUMN}]
     for dataset_id, kpi_id in view.page.league_columns:
@@ -82,8 +87,22 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
                 "format": Format(precision=kpi.decimals, scheme=Scheme.fixed, group=Group.yes),
             }
         )
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return columns, rows
+    return columns
+
+
+def league_rows(codes: list[str], names: list[str], values: dict[str, np.ndarray]) -> list[dict]:
+    """One row per ward: id, name and each KPI (None where there is no value)."""
+    columns = {name: [None if v != v else v for v in array.tolist()] for name, array in values.items()}
+    return [
+        {"id": code, WARD_COLUMN: name, **{column: cells[i] for column, cells in columns.items()}}
+        for i, (code, name) in enumerate(zip(codes, names, strict=True))
+    ]
+
+
+def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
+    """Columns (numbers in the interface's format) and rows of a ``league_frame``."""
+    values = {c: frame[c].to_numpy(dtype="float64") for c in frame.columns if c not in ("id", WARD_COLUMN)}
+    return league_columns(view), league_rows(list(frame["id"]), list(frame[WARD_COLUMN]), values)
 
 
 @callback(
@@ -98,12 +117,12 @@ def build_league(view: SectorView, frame: pd.DataFrame) -> tuple[list, list]:
 def update_league(_versions, search, pathname):
     """Rebuild the league table when a snapshot or the view changes; the selected ward is highlighted."""
     view = resolve_sector_view(pathname, search)
-    frame = league_frame(view)
-    columns, rows = build_league(view, frame)
-    numbers = frame.drop(columns=["id", WARD_COLUMN])
+    codes, names, values = league_values(view)
+    columns, rows = league_columns(view), league_rows(codes, names, values)
+    nothing = not codes or not values or all(np.isnan(array).all() for array in values.values())
     note = (
         empty_state(t("league.empty", view.lang, window=view.window_label()))
-        if numbers.empty or numbers.isna().all().all()
+        if nothing
         else t("league.hint", view.lang, window=view.window_label())
     )
     highlight = (

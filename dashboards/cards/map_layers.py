@@ -30,7 +30,8 @@ class Category:
 
 
 ColourFunction = Callable[[pd.DataFrame], list[Category | None]]
-"""Rows (with ``value`` and the entity's attributes) -> the category of each row (None: no data)."""
+"""Rows (with ``value`` and the entity's attributes) -> the category of each row (None: no data); the rows
+are shared by every request of a snapshot version: read them, never modify them."""
 
 
 def _banded(values: pd.Series, bounds: list[float], categories: list[Category]) -> list[Category | None]:
@@ -91,19 +92,16 @@ FLOOD = [
 
 def flood_colours(rows: pd.DataFrame) -> list[Category | None]:
     """Gauges by the highest of their own alert levels I/II/III their latest water level reaches."""
-    out: list[Category | None] = []
-    for _, row in rows.iterrows():
-        level = row.get("value")
-        if level is None or pd.isna(level):
-            out.append(None)
-            continue
-        reached = sum(
-            1
-            for name in ("alert_level_1", "alert_level_2", "alert_level_3")
-            if name in row and pd.notna(row[name]) and level >= row[name]
-        )
-        out.append(FLOOD[reached])
-    return out
+    if "value" not in rows:
+        return [None] * len(rows)
+    levels = pd.to_numeric(rows["value"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    reached = np.zeros(len(rows), dtype="int64")
+    for name in ("alert_level_1", "alert_level_2", "alert_level_3"):
+        if name in rows:
+            bound = pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                reached += (levels >= bound) & ~np.isnan(bound)
+    return [None if np.isnan(level) else FLOOD[count] for level, count in zip(levels, reached, strict=True)]
 
 
 COLOURS: dict[str, ColourFunction] = {

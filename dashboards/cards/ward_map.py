@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Output, Patch, State, ctx, dcc, html, no_update
@@ -25,7 +28,7 @@ from dashboards.registry import callback
 from dashboards.sectors import Markers, Points, SectorPage
 from dashboards.security import secured
 from dashboards.view import SECTOR_CARD_INPUTS, SectorView, resolve_sector_view
-from data_sources.figures import entity_latest
+from data_sources.figures import entity_latest, entity_latest_key, shared_figure
 from data_sources.kpis import WARD
 from data_sources.points import read_points
 from layouts import ids
@@ -51,18 +54,20 @@ def layout(lang: str = DEFAULT_LANGUAGE) -> html.Div:
 
 def build_ward_values(view: SectorView) -> pd.DataFrame:
     """Per current ward in scope: code, name, count, value (per 10,000 residents when configured)."""
+    codes, names, counts, values = ward_values(view)
+    return pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values})
+
+
+def ward_values(view: SectorView) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """``build_ward_values`` as codes, names, counts and values (arrays shared: read only)."""
     context, choropleth = view.context, view.page.choropleth
     units = context.units_in_scope(view.account.scope)
     codes = list(units["code"])
-    values = view.per_ward(choropleth.dataset, choropleth.kpi, codes)
-    frame = pd.DataFrame({"code": codes, "name": list(units["name" if view.lang != "en" else "name_en"])})
-    frame["count"] = values.reindex(codes).to_numpy()
+    counts = view.per_ward_values(choropleth.dataset, choropleth.kpi, codes)
+    values = counts
     if choropleth.per_capita:
-        population = context.population.reindex(codes).to_numpy()
-        frame["value"] = frame["count"] / population * PER_CAPITA
-    else:
-        frame["value"] = frame["count"]
-    return frame
+        values = counts / context.population.reindex(codes).to_numpy(dtype="float64") * PER_CAPITA
+    return codes, list(units["name" if view.lang != "en" else "name_en"]), counts, values
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,43 @@ class LayerData:
     """Equal fingerprints: the browser already has this layer (thousands of points are not resent)."""
 
 
+LAYERS_KEPT = 64
+"""Point layers kept per process (by points digest, language and scope), least recently used dropped first."""
+_point_layers: OrderedDict[tuple, LayerData] = OrderedDict()
+_point_layers_lock = threading.Lock()
+
+
 def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
-    """The trace of one declared layer for the view (scope-filtered)."""
+    """The trace of one declared layer for the view (scope-filtered), built once per snapshot version
+    (markers) or per published points (rows), language and scope, and shared (never modify it)."""
+    context, lang = view.context, view.lang
+    scope = view.account.scope.wards
+    if isinstance(layer, Markers):
+        snapshot = context.snapshot(layer.dataset)
+        if snapshot is None:
+            return _build_layer(view, layer, None, "")
+        dataset = context.catalogue.get(layer.dataset)
+        key = ("layer", layer, lang) + entity_latest_key(
+            dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope
+        )
+        return shared_figure(snapshot, context.crosswalk, key, lambda: _build_layer(view, layer, None, ""))
+    points, digest = read_points(context.store, layer.dataset, layer.state)
+    key = (layer, digest, lang, scope)
+    with _point_layers_lock:
+        found = _point_layers.get(key) if digest else None
+        if found is not None:
+            _point_layers.move_to_end(key)
+            return found
+    built = _build_layer(view, layer, points, digest)
+    if digest:
+        with _point_layers_lock:
+            _point_layers[key] = built
+            while len(_point_layers) > LAYERS_KEPT:
+                _point_layers.popitem(last=False)
+    return built
+
+
+def _build_layer(view: SectorView, layer: Markers | Points, points: pd.DataFrame | None, digest: str) -> LayerData:
     context, lang = view.context, view.lang
     dataset = context.catalogue.get(layer.dataset)
     name = t(f"layer.{layer.name}", lang)
@@ -85,14 +125,14 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
     if isinstance(layer, Markers):
         snapshot = context.snapshot(layer.dataset)
         rows = (
-            entity_latest(dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope)
+            entity_latest(dataset, layer.value, snapshot, context.now(), context.crosswalk, wards=scope, shared=True)
             if snapshot is not None
             else pd.DataFrame(columns=["entity", "name", "lat", "lon", WARD, "value"])
         )
         categories = map_layers.COLOURS[layer.colour](rows) if not rows.empty else []
         kpi = next((k for k in dataset.kpis if k.id == layer.value), None)
         trace = map_layers.entity_trace(
-            rows.rename(columns={WARD: "ward"}),
+            rows if WARD == "ward" else rows.rename(columns={WARD: "ward"}),
             categories,
             name=name,
             value_label=t(f"kpi.{dataset.id}.{layer.value}", lang) if kpi else name,
@@ -106,7 +146,6 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
             legend.append((map_layers.NO_DATA_COLOUR, map_layers.category_label(None, lang)))
         empty = t("layer.none", lang, layer=name) if rows.empty else None
         return LayerData(trace, legend, empty, layer_fingerprint(trace))
-    points, digest = read_points(context.store, layer.dataset, layer.state)
     if not points.empty:
         points = points.assign(ward=points[dataset.unit].astype("string").map(context.crosswalk))
         points = points.loc[points["ward"].notna()]
@@ -143,10 +182,15 @@ def build_layer(view: SectorView, layer: Markers | Points) -> LayerData:
 
 def value_text(values: pd.DataFrame, title: str, hover_count: str, lang: str, decimals: int) -> list[str]:
     """Hover text of the value trace."""
+    return value_lines(values["name"], values["value"], values["count"], title, hover_count, lang, decimals)
+
+
+def value_lines(names, values, counts, title: str, hover_count: str, lang: str, decimals: int) -> list[str]:
+    """Hover text of the value trace from parallel sequences of names, values and counts."""
     return [
         f"<b>{name}</b><br>{title}: {format_number(value, lang, decimals)}"
         f"<br>{hover_count}: {format_number(count, lang)}"
-        for name, value, count in zip(values["name"], values["value"], values["count"], strict=True)
+        for name, value, count in zip(names, values, counts, strict=True)
     ]
 
 
@@ -253,14 +297,14 @@ def update_ward_map(_versions, search, pathname, drawn):
     """
     view = resolve_sector_view(pathname, search)
     context, lang = view.context, view.lang
-    values = build_ward_values(view)
+    codes, names, counts, values = ward_values(view)
     layers = [build_layer(view, layer) for layer in view.page.markers]
     kpi = context.catalogue.get(view.page.choropleth.dataset).kpi(view.page.choropleth.kpi)
     decimals = 1 if view.page.choropleth.per_capita else kpi.decimals
     title = map_title_static(view.page, lang)
-    with_value = values.loc[values["value"].notna()]
+    shown = np.flatnonzero(~np.isnan(values))
     legend = build_legend(title, layers, lang)
-    if with_value.empty:
+    if not len(shown):
         legend.append(
             html.Div(
                 t("map.no_values", lang, measure=title, window=view.window_label()),
@@ -278,9 +322,12 @@ def update_ward_map(_versions, search, pathname, drawn):
         and ctx.triggered_id
     ):
         patch = Patch()
-        patch["data"][VALUES]["locations"] = with_value["code"].tolist()
-        patch["data"][VALUES]["z"] = with_value["value"].tolist()
-        patch["data"][VALUES]["text"] = value_text(with_value, title, t("map.count", lang), lang, decimals)
+        shown_values = values[shown].tolist()
+        patch["data"][VALUES]["locations"] = [codes[i] for i in shown]
+        patch["data"][VALUES]["z"] = shown_values
+        patch["data"][VALUES]["text"] = value_lines(
+            [names[i] for i in shown], shown_values, counts[shown].tolist(), title, t("map.count", lang), lang, decimals
+        )
         patch["data"][SELECTION]["locations"] = [view.state.ward] if view.state.ward else []
         patch["data"][SELECTION]["z"] = [1] if view.state.ward else []
         sent = drawn.get("layers") or []
@@ -294,7 +341,7 @@ def update_ward_map(_versions, search, pathname, drawn):
     center = {"lat": float(context.units["lat"].mean()), "lon": float(context.units["lon"].mean())}
     figure = build_ward_map(
         context.ward_geojson,
-        values,
+        pd.DataFrame({"code": codes, "name": names, "count": counts, "value": values}),
         [layer.trace for layer in layers],
         title=title,
         hover_count=t("map.count", lang),

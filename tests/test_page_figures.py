@@ -1,0 +1,294 @@
+"""Figures computed once per snapshot version and shared (issue 4's refresh speed).
+
+The poller prepares each new version for the web (ward frames and the figures of the usual views,
+``data_sources.ward_frames``); the web keeps one version's figures per dataset for every request and
+user (``data_sources.figures.WardFrames``). These tests hold that a refresh returns exactly what it
+returns without any of that, that new versions and the clock give new figures, and that memory stays
+bounded.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import weakref
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from config.datasets import load_datasets
+from dashboards.sectors import SECTOR_PAGES
+from data_sources.admin_units import crosswalk as unit_crosswalk
+from data_sources.admin_units import current_units
+from data_sources.demo.schema import feedback_reports
+from data_sources.figures import WardFrames, kpi_value, ward_frames
+from data_sources.kpis import compute_kpi
+from data_sources.points import PointsPublisher
+from data_sources.scheduler import Poller
+from data_sources.snapshots import MemorySnapshotStore, SQLiteSnapshotStore
+from data_sources.users import create_user
+from data_sources.ward_frames import WardFramesPublisher, frame_from_json, frame_to_json
+from data_sources.warehouse import create_warehouse_engine
+from tests.conftest import FIXED_NOW
+from tests.test_web import LEAGUE_OUTPUTS, MAP_OUTPUTS, PASSWORD, callback, login, make_settings, tile_values
+
+VIEWS = (
+    "?window=24h",
+    "?window=7d",
+    "?window=30d",
+    "?window=7d&ward=19789",
+    "?window=custom&from=2026-11-01&to=2026-11-10",
+)
+CARDS = {
+    "tiles": [("kpi-row", "children")],
+    "series": [("series-graph", "figure")],
+    "map": MAP_OUTPUTS,
+    "league": LEAGUE_OUTPUTS,
+}
+
+
+def publisher(catalogue, store, crosswalk=None, clock=lambda: FIXED_NOW) -> WardFramesPublisher:
+    """The poller's hook as ``app.run_poller`` installs it."""
+    return WardFramesPublisher(
+        catalogue, store, crosswalk or unit_crosswalk("46"), list(current_units("46")["code"]), clock
+    )
+
+
+@pytest.fixture(scope="module")
+def page_app(seeded_warehouse, tmp_path_factory):
+    """The app over a copy of the seeded warehouse, polled once with the poller's after-poll hooks."""
+    from app import create_app
+    from dashboards.context import get_context
+
+    folder = tmp_path_factory.mktemp("page-figures")
+    shutil.copy(Path(seeded_warehouse.removeprefix("sqlite:///")), folder / "warehouse.db")
+    warehouse_url = f"sqlite:///{folder / 'warehouse.db'}"
+    warehouse = create_warehouse_engine(warehouse_url)
+    settings = make_settings(folder, warehouse_url)
+    store = SQLiteSnapshotStore(folder / "snapshots.db")
+    catalogue = load_datasets(settings.datasets_file)
+    points = PointsPublisher(catalogue, warehouse, store, lambda: FIXED_NOW)
+    poller = Poller(catalogue, warehouse, store, lambda: FIXED_NOW, after_poll=(publisher(catalogue, store), points))
+    poller.poll_all()
+    app = create_app(settings, store=store, clock=lambda: FIXED_NOW)
+    app_db = create_warehouse_engine(settings.app_db_url)
+    create_user(app_db, "leader", PASSWORD, "leader")
+    create_user(app_db, "ward_head", PASSWORD, "department_head", sectors=("feedback", "traffic"), wards=("19753",))
+    return {
+        "app": app,
+        "context": get_context(),
+        "store": store,
+        "catalogue": catalogue,
+        "warehouse": warehouse,
+        "poller": poller,
+        "points": points,
+    }
+
+
+@pytest.fixture(autouse=True)
+def own_context(request):
+    """Each web test runs against this module's app context, whatever other modules created since."""
+    if "page_app" not in request.fixturenames:
+        yield
+        return
+    from dashboards.context import set_context
+
+    set_context(request.getfixturevalue("page_app")["context"])
+    yield
+
+
+def refresh(client, path: str, search: str) -> dict[str, dict]:
+    """What the cards of a sector page answer after a version change (the map drawn in full)."""
+    inputs = [("snapshot-versions", "data", {"changed": True}), ("url", "search", search)]
+    answers = {}
+    for name, outputs in CARDS.items():
+        state = [("url", "pathname", path)] + ([("map-drawn", "data", None)] if name == "map" else [])
+        response = callback(client, outputs, inputs, state, changed=["snapshot-versions.data"])
+        assert response.status_code == 200, (path, search, name, response.status_code)
+        answers[name] = response.json["response"]
+    return answers
+
+
+def every_refresh(app) -> dict[tuple[str, str, str], dict]:
+    """Every card of every sector page the leader and a ward-scoped head may open, in every view."""
+    answers = {}
+    for username in ("leader", "ward_head"):
+        client = login(app, username)
+        for page in SECTOR_PAGES:
+            if username == "ward_head" and page.sector not in ("feedback", "traffic"):
+                continue
+            for search in VIEWS:
+                if username == "ward_head" and "ward=" in search:
+                    search = search.replace("19789", "19753")
+                answers[username, page.path, search] = refresh(client, page.path, search)
+    return answers
+
+
+def prepared(context, dataset_id: str) -> WardFrames:
+    return ward_frames(context.snapshot(dataset_id), context.crosswalk)
+
+
+class TestFiguresComputedAhead:
+    def test_a_province_refresh_after_a_new_version_computes_nothing_in_the_web(self, page_app):
+        page_app["poller"].poll_all()  # new versions, prepared by the poller's hook
+        context = page_app["context"]
+        client = login(page_app["app"], "leader")
+        for page in SECTOR_PAGES:
+            refresh(client, page.path, "?window=7d")
+        for dataset_id in {d for page in SECTOR_PAGES for d in page.datasets}:
+            figures = prepared(context, dataset_id)
+            assert figures.ahead > 0, dataset_id
+            assert figures.computed == 0, dataset_id
+
+    def test_a_refresh_returns_the_same_with_or_without_what_the_poller_prepared(self, page_app):
+        page_app["poller"].poll_all()
+        context, app = page_app["context"], page_app["app"]
+        prepared_answers = every_refresh(app)
+        assert all(prepared(context, d).ahead for d in ("feedback", "env_air", "dossiers"))
+        # the same data published again by a poller without the hook: the web computes every figure itself
+        catalogue, warehouse, store = page_app["catalogue"], page_app["warehouse"], page_app["store"]
+        Poller(catalogue, warehouse, store, lambda: FIXED_NOW, after_poll=(page_app["points"],)).poll_all()
+        computed_answers = every_refresh(app)
+        assert all(not prepared(context, d).ahead and prepared(context, d).computed for d in ("feedback", "env_air"))
+        assert set(prepared_answers) == set(computed_answers)
+        for view, answer in prepared_answers.items():
+            assert answer == computed_answers[view], view
+        page_app["poller"].poll_all()  # back to prepared versions for the next tests
+
+    def test_a_new_version_gives_the_new_figures(self, page_app):
+        client = login(page_app["app"], "leader")
+        before = tile_values(refresh_tiles(client))["new_today"]
+        with page_app["warehouse"].begin() as connection:
+            connection.execute(
+                insert(feedback_reports).values(
+                    ward_code="19753",
+                    category="traffic",
+                    title="Kiểm thử phiên bản mới",
+                    lat=16.4637,
+                    lon=107.5909,
+                    status="received",
+                    created_at=FIXED_NOW.replace(tzinfo=None) - timedelta(minutes=5),
+                    deadline_at=FIXED_NOW.replace(tzinfo=None) + timedelta(days=3),
+                    citizen_name="Nguyễn Văn Thử",
+                    citizen_phone="0905123456",
+                    channel="app",
+                    updated_at=FIXED_NOW.replace(tzinfo=None) - timedelta(minutes=5),
+                )
+            )
+        page_app["poller"].poll("feedback")
+        after = tile_values(refresh_tiles(client))["new_today"]
+        assert int(after.replace(".", "")) == int(before.replace(".", "")) + 1
+        assert prepared(page_app["context"], "feedback").ahead > 0
+
+    def test_figures_follow_the_clock_within_one_version(self, page_app):
+        context = page_app["context"]
+        later = FIXED_NOW + timedelta(hours=2, minutes=7)
+        moved = 0
+        for dataset in context.catalogue:
+            snapshot = context.snapshot(dataset.id)
+            for kpi in dataset.kpis:
+                for window in dict.fromkeys((kpi.window, "24h", "7d")):
+                    for moment in (FIXED_NOW, later, FIXED_NOW):
+                        shown = kpi_value(dataset, kpi, snapshot, moment, context.crosswalk, wards=None, window=window)
+                        reference = compute_kpi(dataset, kpi, snapshot, moment, context.crosswalk, window=window)
+                        label = f"{dataset.id}.{kpi.id} {window} at {moment}"
+                        assert shown.entity == reference.entity, label
+                        assert same(shown.value, reference.value) and same(shown.baseline, reference.baseline), label
+                    early = compute_kpi(dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, window=window).value
+                    late = compute_kpi(dataset, kpi, snapshot, later, context.crosswalk, window=window).value
+                    moved += early != late
+        assert moved > 5, "the later moment changes some figures: the comparison is not vacuous"
+
+    def test_what_another_crosswalk_prepared_is_not_used(self, page_app):
+        context, store, catalogue = page_app["context"], page_app["store"], page_app["catalogue"]
+        page_app["poller"].poll("health_cases")
+        other = dict(unit_crosswalk("46"))
+        other[next(iter(other))] = "00000"  # one code read differently
+        publisher(catalogue, store, crosswalk=other)("health_cases")
+        figures = prepared(context, "health_cases")
+        assert figures.ahead == 0
+        dataset = catalogue.get("health_cases")
+        snapshot = context.snapshot("health_cases")
+        for kpi in dataset.kpis:
+            shown = kpi_value(dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, wards=None, window="7d")
+            assert shown == compute_kpi(dataset, kpi, snapshot, FIXED_NOW, context.crosswalk, window="7d")
+        page_app["poller"].poll("health_cases")
+
+
+def same(value, reference) -> bool:
+    if value is None or reference is None:
+        return value is reference
+    return value == pytest.approx(reference, rel=1e-12)
+
+
+def refresh_tiles(client):
+    return callback(
+        client,
+        [("kpi-row", "children")],
+        [("snapshot-versions", "data", {"changed": True}), ("url", "search", "?window=7d")],
+        [("url", "pathname", "/feedback")],
+        changed=["snapshot-versions.data"],
+    )
+
+
+class TestBoundedMemory:
+    def test_each_version_keeps_at_most_its_share_of_figures(self):
+        store = MemorySnapshotStore()
+        snapshot = store.put("feedback", {}, {"recent": pd.DataFrame({"bucket": [0], "unit": ["19753"]})})
+        figures = WardFrames(snapshot, unit_crosswalk("46"), max_figures=8)
+        for i in range(50):
+            assert figures.figure(("x", i), lambda i=i: i) == i
+        assert len(figures) == 8
+        assert figures.figure(("x", 49), lambda: pytest.fail("the newest figure was dropped")) == 49
+        assert figures.figure(("x", 0), lambda: "again") == "again"  # the oldest was
+
+    def test_only_the_newest_version_of_a_dataset_is_kept(self):
+        store = MemorySnapshotStore()
+        crosswalk = unit_crosswalk("46")
+        frames = {"recent": pd.DataFrame({"bucket": [0], "unit": ["19753"], "reports": [1.0]})}
+        older = []
+        for _ in range(5):
+            snapshot = store.put("feedback", {}, frames)
+            kept = ward_frames(snapshot, crosswalk)
+            kept.figure(("kpi", snapshot.version), lambda: np.zeros(100_000))
+            older.append(weakref.ref(kept))
+            del kept, snapshot
+        gc.collect()
+        assert [ref() is not None for ref in older] == [False, False, False, False, True]
+
+
+class TestFiguresAsStored:
+    def test_small_frames_come_back_with_their_values_and_dtypes(self):
+        frame = pd.DataFrame(
+            {
+                "entity": pd.Series(["S1", None, "S3"], dtype="string"),
+                "name": pd.Series(["Trạm A", "Trạm B", None], dtype="str"),
+                "value": [1.5, np.nan, 3.0],
+                "count": np.array([1, 2, 3], dtype="int64"),
+                "time": pd.to_datetime([0, 3600, 7200], unit="s"),
+                "other": np.array(["x", None, 2], dtype=object),
+            }
+        )
+        back = frame_from_json(frame_to_json(frame))
+        pd.testing.assert_frame_equal(back, frame)
+        empty = pd.DataFrame(columns=["time", "reports"])
+        pd.testing.assert_frame_equal(frame_from_json(frame_to_json(empty)), empty)
+
+    def test_frames_it_cannot_restore_exactly_are_not_stored(self):
+        assert frame_to_json(pd.DataFrame({"a": [1.0]}, index=[5])) is None
+        assert frame_to_json(pd.DataFrame({"a": pd.Categorical(["x"])})) is None
+
+
+def test_the_hook_leaves_the_dataset_s_own_snapshot_alone(page_app):
+    store = page_app["store"]
+    before = store.versions()
+    publisher(page_app["catalogue"], store)("feedback")
+    after = store.versions()
+    assert after["feedback"] == before["feedback"]
+    assert after["figures:feedback"] == before["figures:feedback"] + 1
+    assert replace(store.get("feedback")).meta == store.get("feedback").meta
