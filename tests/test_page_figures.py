@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import shutil
 import weakref
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -284,11 +283,14 @@ class TestFiguresAsStored:
         assert frame_to_json(pd.DataFrame({"a": pd.Categorical(["x"])})) is None
 
 
-def test_the_hook_leaves_the_dataset_s_own_snapshot_alone(page_app):
+def test_the_hook_publishes_beside_the_dataset_and_leaves_its_snapshot_alone(page_app):
     store = page_app["store"]
-    before = store.versions()
+    before, raw = store.versions(), store.get("feedback")
     publisher(page_app["catalogue"], store)("feedback")
     after = store.versions()
     assert after["feedback"] == before["feedback"]
     assert after["figures:feedback"] == before["figures:feedback"] + 1
-    assert replace(store.get("feedback")).meta == store.get("feedback").meta
+    assert after["wards:feedback"] == before["wards:feedback"] + 1
+    kept = store.get("feedback")
+    assert kept.meta == raw.meta
+    assert set(kept.frames) == set(raw.frames) and "ward" not in kept.frames["recent"]
