@@ -106,6 +106,8 @@ class WardFrames:
         computed: Mapping[Hashable, Any] | None = None,
         last_end: int | None = None,
         max_figures: int = MAX_FIGURES,
+        ward_lookup: Callable[[Hashable], Any] | None = None,
+        ward_codes: tuple[str, ...] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.crosswalk = crosswalk
@@ -115,11 +117,17 @@ class WardFrames:
         self._mapped: dict[str, pd.DataFrame] = {}
         self._frames: dict[str, pd.DataFrame] = {}
         self._figures: OrderedDict[Hashable, Any] = OrderedDict(computed or {})
+        self._ward_rows: dict[str, dict[Any, np.ndarray]] = {}
+        self._ward_lookup = ward_lookup
+        self.ward_codes = ward_codes
+        """The wards the poller computed every ward's values for (``kpi_per_ward``), None if it did not."""
         self._lock = threading.Lock()
         self.ahead = len(self._figures)
         """How many figures came computed ahead (by the poller)."""
         self.computed = 0
         """How many figures (of the kinds a poller computes ahead) this process computed itself."""
+        self.looked_up = 0
+        """How many figures of one ward this process took from the poller's per-ward figures."""
 
     def mapped(self, name: str) -> pd.DataFrame:
         """Every row of one frame, with its current ward when the frame has unit codes (shared: never modify)."""
@@ -154,7 +162,20 @@ class WardFrames:
         frame = self.frame(name)
         if wards is None or frame.empty:
             return frame
+        if len(wards) == 1:  # one ward: its row positions from one grouping of the frame, shared by every ward
+            (code,) = wards
+            return self.figure(("rows", name, wards), lambda: frame.take(self.ward_rows(name).get(code, _NO_ROWS)))
         return self.figure(("rows", name, wards), lambda: frame.loc[frame[WARD].isin(wards)])
+
+    def ward_rows(self, name: str) -> dict[Any, np.ndarray]:
+        """Each ward's row positions in ``frame(name)``, ascending (the rows ``rows`` selects for that ward)."""
+        found = self._ward_rows.get(name)
+        if found is None:
+            frame = self.frame(name)
+            found = frame.groupby(WARD, sort=False, observed=True).indices if WARD in frame and len(frame) else {}
+            with self._lock:
+                self._ward_rows[name] = found
+        return found
 
     def last_end(self) -> int | None:
         """The latest end of a ``durations`` record (None without any): medians at any later moment are equal."""
@@ -175,14 +196,25 @@ class WardFrames:
                 self._figures[key] = found
         if found is not _MISSING:
             return found
+        if self._ward_lookup is not None:
+            found = self._ward_lookup(key)
+            if found is not _MISSING:
+                with self._lock:
+                    self.looked_up += 1
+                    self._remember(key, found)
+                return found
         value = compute()
         with self._lock:
             self.computed += isinstance(key, tuple) and bool(key) and key[0] in EXPORTED
-            self._figures[key] = value
-            self._figures.move_to_end(key)
-            while len(self._figures) > self.max_figures:
-                self._figures.popitem(last=False)
+            self._remember(key, value)
         return value
+
+    def _remember(self, key: Hashable, value: Any) -> None:
+        """Keep ``value`` under ``key``, dropping the least recently used beyond ``max_figures`` (lock held)."""
+        self._figures[key] = value
+        self._figures.move_to_end(key)
+        while len(self._figures) > self.max_figures:
+            self._figures.popitem(last=False)
 
     def figures(self) -> dict[Hashable, Any]:
         """The figures kept that a poller can publish (``EXPORTED`` kinds), decoded."""
@@ -200,6 +232,9 @@ class WardFrames:
 
 
 _MISSING = object()
+MISSING = _MISSING
+"""What a ``ward_lookup`` answers for a key it does not hold."""
+_NO_ROWS = np.array([], dtype="intp")
 _PREPARED: dict[str, WardFrames] = {}
 _PREPARED_LOCK = threading.Lock()
 
@@ -315,12 +350,28 @@ def kpi_value(
     Computed once per snapshot version, window, wards and moment (``moment_key``) for every caller.
     """
     prepared = ward_frames(snapshot, crosswalk)
+    key = kpi_key(dataset, kpi, prepared, now, wards=wards, window=window, span=span)
     if kpi.kind not in GROUPED_KINDS:  # their own window or "now": a custom span does not apply
         named = _named(kpi, window, span)
-        key = ("kpi", kpi.id, named, wards, moment_key(dataset, kpi, prepared, named, None, now))
         return prepared.figure(key, lambda: _other_value(dataset, kpi, prepared, now, wards, named))
-    key = ("kpi", kpi.id, window, span, wards, moment_key(dataset, kpi, prepared, window, span, now))
     return prepared.figure(key, lambda: _grouped_value(dataset, kpi, prepared, now, wards, window, span))
+
+
+def kpi_key(
+    dataset: Dataset,
+    kpi: Kpi,
+    prepared: WardFrames,
+    now: datetime,
+    *,
+    wards: frozenset[str] | None,
+    window: str,
+    span: Span | None = None,
+) -> tuple:
+    """What ``kpi_value`` keeps its figure under: equal keys, equal figures within one snapshot version."""
+    if kpi.kind not in GROUPED_KINDS:
+        named = _named(kpi, window, span)
+        return ("kpi", kpi.id, named, wards, moment_key(dataset, kpi, prepared, named, None, now))
+    return ("kpi", kpi.id, window, span, wards, moment_key(dataset, kpi, prepared, window, span, now))
 
 
 def _other_value(
@@ -429,6 +480,11 @@ def kpi_per_ward(
         }
         return pd.Series(values, dtype="float64", name=kpi.id)
     key = ("per_ward", kpi.id, window, span, tuple(ward_codes), moment_key(dataset, kpi, prepared, window, span, now))
+    every = prepared.ward_codes
+    if every is not None and tuple(ward_codes) != every and set(ward_codes) <= set(every):
+        # some wards (an account's scope): their part of every ward's values, as the same grouped pass gives them
+        whole = kpi_per_ward(dataset, kpi, snapshot, now, crosswalk, list(every), window=window, span=span, shared=True)
+        return whole.reindex(pd.Index(ward_codes, dtype="object"))
     values = prepared.figure(key, lambda: _grouped_per_ward(dataset, kpi, prepared, now, ward_codes, window, span))
     return values if shared else values.copy()
 
@@ -524,18 +580,26 @@ def series_table(
     """``series_frame`` with every measure of the dataset, shared by every caller (never modify it); None
     when none of ``measures`` can be drawn. Computed once per version, window, wards and moment."""
     prepared = ward_frames(snapshot, crosswalk)
-    if span is None:  # the window's first bucket and how far it reaches (buckets start on multiples of their size)
+    every = [m.name for m in dataset.measures]
+    key = series_key(dataset, now, wards=wards, window=window, span=span)
+    full = prepared.figure(key, lambda: _series(dataset, every, prepared, now, wards, window, span))
+    if full.empty or not any(m in full for m in measures):
+        return None
+    return full
+
+
+def series_key(
+    dataset: Dataset, now: datetime, *, wards: frozenset[str] | None, window: str, span: Span | None = None
+) -> tuple:
+    """What ``series_table`` keeps its table under: the window's first bucket and how far it reaches
+    (buckets start on multiples of their size), or which rollup a custom span is drawn from."""
+    if span is None:
         frame_name = window_frame(window)
         size = frame_bucket_seconds(dataset, frame_name)
         moment = (frame_name, window_start(window, now, size), to_epoch(now) // size)
     else:
         moment = ("hourly" if _fine_span(span, now) else "daily",)
-    every = [m.name for m in dataset.measures]
-    key = ("series", window, span, wards, moment)
-    full = prepared.figure(key, lambda: _series(dataset, every, prepared, now, wards, window, span))
-    if full.empty or not any(m in full for m in measures):
-        return None
-    return full
+    return ("series", window, span, wards, moment)
 
 
 def _fine_span(span: Span, now: datetime) -> bool:
@@ -562,7 +626,23 @@ def _series(
         frame_name = "hourly" if _fine_span(span, now) else "daily"
         size = frame_bucket_seconds(dataset, frame_name)
         first, last = span[0], span[1] - 1
-    frame = prepared.rows(frame_name, wards)
+    if span is None and first is not None and wards is not None and len(wards) == 1:
+        # one ward of a named window: its part of every ward's series, grouped once per version and moment
+        moment = series_key(dataset, now, wards=None, window=window)[-1]
+        every_ward = prepared.figure(
+            ("series of every ward", window, moment),
+            lambda: _series_of_every_ward(dataset, measures, prepared.frame(frame_name), first, last, size),
+        )
+        found = every_ward.get(next(iter(wards)))
+        if found is not None:
+            return found
+    return _drawn_series(dataset, measures, prepared.rows(frame_name, wards), first, last, size)
+
+
+def _drawn_series(
+    dataset: Dataset, measures: list[str], frame: pd.DataFrame, first: int | None, last: int, size: int
+) -> pd.DataFrame:
+    """The measures of ``frame``'s rows per drawn bucket of ``size`` seconds from ``first`` to ``last``."""
     present = [m for m in measures if m in frame]
     if frame.empty or not present:
         return pd.DataFrame(columns=["time", *measures])
@@ -571,11 +651,33 @@ def _series(
     frame = frame.loc[(frame[BUCKET] >= first) & (frame[BUCKET] <= last)]
     drawn = frame[BUCKET] - frame[BUCKET] % size
     grouped = frame.groupby(drawn)[present].agg({m: kpi_measure_agg(dataset, m) for m in present})
-    full_index = pd.RangeIndex(first - first % size, last + 1, size)
-    grouped = grouped.reindex(full_index, fill_value=0.0)
+    return _full_series(grouped, first, last, size)
+
+
+def _full_series(grouped: pd.DataFrame, first: int, last: int, size: int) -> pd.DataFrame:
+    """Values per drawn bucket with every bucket from ``first`` to ``last`` (zeros where none), and ``time``."""
+    grouped = grouped.reindex(pd.RangeIndex(first - first % size, last + 1, size), fill_value=0.0)
     result = grouped.reset_index(names=BUCKET)
     result.insert(0, "time", pd.to_datetime(result[BUCKET], unit="s"))
     return result.drop(columns=[BUCKET])
+
+
+def _series_of_every_ward(
+    dataset: Dataset, measures: list[str], frame: pd.DataFrame, first: int, last: int, size: int
+) -> dict[Any, pd.DataFrame]:
+    """``_drawn_series`` of each ward with rows between ``first`` and ``last`` (the others are not in the
+    result), from one grouping by ward and drawn bucket."""
+    present = [m for m in measures if m in frame]
+    if frame.empty or not present or WARD not in frame:
+        return {}
+    inside = frame.loc[(frame[BUCKET] >= first) & (frame[BUCKET] <= last)]
+    drawn = inside[BUCKET] - inside[BUCKET] % size
+    how = {m: kpi_measure_agg(dataset, m) for m in present}
+    grouped = inside.groupby([inside[WARD], drawn], observed=True)[present].agg(how)
+    return {
+        code: _full_series(grouped.iloc[where].droplevel(0), first, last, size)
+        for code, where in grouped.groupby(level=0, sort=False, observed=True).indices.items()
+    }
 
 
 def line_array(series: pd.DataFrame, measure: str, over: str | None, scale: float = 1.0) -> np.ndarray:
@@ -687,3 +789,76 @@ def _entity_latest(
             values.index = values.index.astype("string")
     entities["value"] = entities["entity"].astype("string").map(values).astype("float64")
     return entities.reset_index(drop=True)
+
+
+# --- every ward's figures at once (what the poller publishes for the one-ward views) ----------------
+def ward_figures_ahead(
+    dataset: Dataset,
+    snapshot: Snapshot,
+    crosswalk: dict[str, str],
+    now: datetime,
+    ward_codes: list[str],
+    windows: tuple[str, ...],
+) -> dict[Hashable, Any]:
+    """What a sector page asks for with one ward selected (or by an account scoped to one ward), for every
+    ward in ``ward_codes``: each KPI over its own window and ``windows``, and the series of each of
+    ``windows``, keyed as ``kpi_value`` and ``series_table`` key them for ``wards={code}``.
+
+    Sums, ratios, state counts and latest ratios come from the grouped per-ward pass of the map
+    (``kpi_per_ward``); the series from one grouping by ward and bucket; the other kinds (latest
+    maxima with their entity, medians, comparisons, entity KPIs) by ``kpi_value`` itself, ward by
+    ward, over rows selected from one grouping of each frame (``WardFrames.rows``).
+    """
+    prepared = ward_frames(snapshot, crosswalk)
+    singles = {code: frozenset([code]) for code in ward_codes}
+    result: dict[Hashable, Any] = {}
+    for kpi in dataset.kpis:
+        for window in dict.fromkeys((kpi.window, *windows)):
+            if kpi.kind in GROUPED_KINDS and kpi.kind != "latest_max":
+                if window in windows:
+                    values = kpi_per_ward(
+                        dataset, kpi, snapshot, now, crosswalk, ward_codes, window=window, shared=True
+                    )
+                else:
+                    values = _grouped_per_ward(dataset, kpi, prepared, now, ward_codes, window, None)
+                for code, value in zip(ward_codes, values.to_numpy(dtype="float64"), strict=True):
+                    key = kpi_key(dataset, kpi, prepared, now, wards=singles[code], window=window)
+                    result[key] = KpiFigure(kpi, None if np.isnan(value) else float(value))
+                continue
+            for wards in singles.values():
+                key = kpi_key(dataset, kpi, prepared, now, wards=wards, window=window)
+                result[key] = kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=window)
+        if kpi.kind in (*ENTITY_KINDS, "latest_ratio", "latest_max"):  # map markers of a one-ward scope
+            result.update(_entity_latest_each_ward(dataset, kpi, snapshot, now, crosswalk, singles))
+    every = [m.name for m in dataset.measures]
+    for window in windows:
+        for wards in singles.values():
+            key = series_key(dataset, now, wards=wards, window=window)
+            result[key] = prepared.figure(
+                key, lambda wards=wards, window=window: _series(dataset, every, prepared, now, wards, window, None)
+            )
+    return result
+
+
+def _entity_latest_each_ward(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    singles: dict[str, frozenset[str]],
+) -> dict[Hashable, pd.DataFrame]:
+    """``entity_latest`` of ``kpi`` for each ward: the province's table cut to the ward's entities (their
+    values come from all their readings), except entity KPIs of a ward with entities, whose values come
+    from the ward's own rows and are computed as such."""
+    province = entity_latest(dataset, kpi.id, snapshot, now, crosswalk, shared=True)
+    with_entities = set(province[WARD].dropna()) if kpi.kind in ENTITY_KINDS else set()
+    rows = province.groupby(WARD, sort=False).indices if len(province) else {}
+    result = {}
+    for code, wards in singles.items():
+        key = entity_latest_key(dataset, kpi.id, snapshot, now, crosswalk, wards=wards)
+        if code in with_entities:
+            result[key] = entity_latest(dataset, kpi.id, snapshot, now, crosswalk, wards=wards, shared=True)
+        else:
+            result[key] = province.take(rows.get(code, _NO_ROWS)).reset_index(drop=True)
+    return result

@@ -26,7 +26,9 @@ the web then maps the raw frames itself. Nothing here changes what a figure is.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 
 WARD_FRAMES_PREFIX = "wards:"
 FIGURES_PREFIX = "figures:"
+WARD_FIGURES_PREFIX = "ward-figures:"
+WARD_PART = "w:"
+"""Frame name prefix of one ward's figures in a ``ward-figures:`` snapshot."""
 MAPPED_FRAMES = ("recent", "hourly", "daily", "state", "durations")
 """Frames with unit codes that the page figures read (``figures.WardFrames``)."""
 COPIED_FRAMES = ("entities",)
@@ -66,6 +71,11 @@ def ward_frames_name(dataset_id: str) -> str:
 def figures_name(dataset_id: str) -> str:
     """Store key of a dataset's figures computed ahead."""
     return FIGURES_PREFIX + dataset_id
+
+
+def ward_figures_name(dataset_id: str) -> str:
+    """Store key of a dataset's one-ward figures computed ahead."""
+    return WARD_FIGURES_PREFIX + dataset_id
 
 
 def crosswalk_fingerprint(crosswalk: Mapping[str, str]) -> str:
@@ -258,6 +268,38 @@ def compute_ahead(
     return prepared.figures(), -1 if last_end is None else last_end
 
 
+def ward_template(key: Hashable) -> tuple[str, str] | None:
+    """(template, ward) of a KPI, series or map-marker key of exactly one ward: the key with that ward as
+    ``*``, as JSON (the same template for every ward); None for any other key."""
+    if not isinstance(key, tuple) or not key or key[0] not in ("kpi", "series", "entity_latest"):
+        return None
+    for position, part in enumerate(key):
+        if isinstance(part, frozenset):
+            if len(part) != 1:
+                return None
+            (code,) = part
+            template = (*key[:position], "*", *key[position + 1 :])
+            return json.dumps(key_to_json(template), separators=(",", ":")), code
+    return None
+
+
+def ward_figure_frames(computed: Mapping[Hashable, Any]) -> dict[str, EncodedFrame]:
+    """One-ward figures as one small frame per ward (template, figure as JSON), read only when asked for."""
+    by_ward: dict[str, tuple[list[str], list[str]]] = {}
+    for key, value in computed.items():
+        found = ward_template(key)
+        stored = _figure_to_json(value)
+        if found is None or stored is None:
+            continue
+        templates, entries = by_ward.setdefault(found[1], ([], []))
+        templates.append(found[0])
+        entries.append(json.dumps(stored, separators=(",", ":")))
+    return {
+        WARD_PART + code: EncodedFrame(encode_frame(pd.DataFrame({"template": templates, "figure": entries})))
+        for code, (templates, entries) in by_ward.items()
+    }
+
+
 @dataclass
 class WardFramesPublisher:
     """After-poll hook (``Poller(after_poll=...)``): publish the ward frames and the figures computed
@@ -309,6 +351,10 @@ class WardFramesPublisher:
             "figures": entries,
         }
         self.store.put(figures_name(dataset_id), meta, frames)
+        from data_sources.figures import ward_figures_ahead
+
+        per_ward = ward_figures_ahead(dataset, snapshot, self.crosswalk, now, self.ward_codes, AHEAD_WINDOWS)
+        self.store.put(ward_figures_name(dataset_id), source, ward_figure_frames(per_ward))
 
 
 # --- the web side ----------------------------------------------------------------------------------
@@ -377,6 +423,44 @@ def _derived(store: SnapshotStore, name: str, version: int, fingerprint: str) ->
     return found
 
 
+class WardFiguresAhead:
+    """``WardFrames``' ``ward_lookup``: the poller's one-ward figures of one version, read from the store
+    when the first one is asked for, each ward's decoded when one of its figures is."""
+
+    def __init__(self, store: SnapshotStore, dataset: Dataset, version: int, fingerprint: str) -> None:
+        self._read = lambda: _derived(store, ward_figures_name(dataset.id), version, fingerprint)
+        self._dataset = dataset
+        self._stored: Snapshot | None = None
+        self._read_once = False
+        self._wards: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def _ward(self, code: str) -> dict[str, str]:
+        found = self._wards.get(code)
+        if found is not None:
+            return found
+        with self._lock:
+            if not self._read_once:
+                self._stored, self._read_once = self._read(), True
+        frame = None
+        if self._stored is not None and WARD_PART + code in self._stored.frames:
+            frame = self._stored.frames[WARD_PART + code]
+        found = dict(zip(frame["template"], frame["figure"], strict=True)) if frame is not None else {}
+        with self._lock:
+            self._wards[code] = found
+        return found
+
+    def __call__(self, key: Hashable) -> Any:
+        from data_sources.figures import MISSING, Deferred
+
+        found = ward_template(key)
+        entry = self._ward(found[1]).get(found[0]) if found is not None else None
+        if entry is None:
+            return MISSING
+        value = _figure_from_json(json.loads(entry), self._dataset, ())
+        return value.load() if isinstance(value, Deferred) else value
+
+
 def load_snapshot(
     store: SnapshotStore, dataset: Dataset, version: int, crosswalk: Mapping[str, str], fingerprint: str
 ) -> Snapshot | None:
@@ -418,5 +502,14 @@ def load_snapshot(
     )
     codes = tuple(meta["ward_codes"])
     computed = {key_from_json(e["key"], codes): _figure_from_json(e, dataset, codes) for e in meta["figures"]}
-    ward_frames(snapshot, crosswalk, published, computed=computed, last_end=meta["last_end"])
+    ward_lookup = WardFiguresAhead(store, dataset, version, fingerprint)
+    ward_frames(
+        snapshot,
+        crosswalk,
+        published,
+        computed=computed,
+        last_end=meta["last_end"],
+        ward_lookup=ward_lookup,
+        ward_codes=codes,
+    )
     return snapshot

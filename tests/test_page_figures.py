@@ -9,6 +9,7 @@ bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import shutil
 import weakref
@@ -25,13 +26,32 @@ from dashboards.sectors import SECTOR_PAGES
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
 from data_sources.demo.schema import feedback_reports
-from data_sources.figures import WardFrames, kpi_value, ward_frames
+from data_sources.figures import (
+    ENTITY_KINDS,
+    MISSING,
+    WardFrames,
+    entity_latest,
+    entity_latest_key,
+    kpi_key,
+    kpi_value,
+    series_key,
+    series_table,
+    ward_frames,
+)
 from data_sources.kpis import compute_kpi
 from data_sources.points import PointsPublisher
 from data_sources.scheduler import Poller
 from data_sources.snapshots import MemorySnapshotStore, SQLiteSnapshotStore
 from data_sources.users import create_user
-from data_sources.ward_frames import WardFramesPublisher, frame_from_json, frame_to_json
+from data_sources.ward_frames import (
+    AHEAD_WINDOWS,
+    WardFiguresAhead,
+    WardFramesPublisher,
+    crosswalk_fingerprint,
+    frame_from_json,
+    frame_to_json,
+    ward_template,
+)
 from data_sources.warehouse import create_warehouse_engine
 from tests.conftest import FIXED_NOW
 from tests.test_web import LEAGUE_OUTPUTS, MAP_OUTPUTS, PASSWORD, callback, login, make_settings, tile_values
@@ -219,6 +239,79 @@ class TestFiguresComputedAhead:
         page_app["poller"].poll("health_cases")
 
 
+class TestOneWardFiguresComputedAhead:
+    """A ward selected, or an account scoped to one ward: the poller publishes every ward's figures too."""
+
+    def test_every_one_ward_figure_published_equals_the_figure_computed_in_the_web(self, page_app):
+        page_app["poller"].poll_all()
+        store, crosswalk = page_app["store"], page_app["context"].crosswalk
+        codes = list(current_units("46")["code"])
+        checked = {"kpi": 0, "series": 0, "with data": 0, "markers": 0}
+        for dataset in page_app["catalogue"]:
+            stored = store.get(dataset.id)
+            published = WardFiguresAhead(store, dataset, stored.version, crosswalk_fingerprint(crosswalk))
+            fresh = dataclasses.replace(stored)  # a snapshot object of its own: every figure computed anew
+            direct = ward_frames(fresh, crosswalk)
+            assert direct.ahead == 0
+            for code in codes:
+                wards = frozenset([code])
+                for kpi in dataset.kpis:
+                    for window in dict.fromkeys((kpi.window, *AHEAD_WINDOWS)):
+                        key = kpi_key(dataset, kpi, direct, FIXED_NOW, wards=wards, window=window)
+                        shown = published(key)
+                        reference = kpi_value(dataset, kpi, fresh, FIXED_NOW, crosswalk, wards=wards, window=window)
+                        label = f"{dataset.id}.{kpi.id} {window} ward {code}"
+                        assert shown is not MISSING, label
+                        assert (shown.kpi, shown.entity, shown.entities) == (
+                            reference.kpi,
+                            reference.entity,
+                            reference.entities,
+                        ), label
+                        assert same(shown.value, reference.value), label
+                        assert same(shown.baseline, reference.baseline) and same(shown.change, reference.change), label
+                        checked["kpi"] += 1
+                        checked["with data"] += bool(reference.value)
+                    if kpi.kind in (*ENTITY_KINDS, "latest_ratio", "latest_max"):
+                        key = entity_latest_key(dataset, kpi.id, fresh, FIXED_NOW, crosswalk, wards=wards)
+                        reference = entity_latest(dataset, kpi.id, fresh, FIXED_NOW, crosswalk, wards=wards)
+                        shown = published(key)
+                        if shown is MISSING:  # only a table JSON columns cannot restore exactly is not published
+                            assert frame_to_json(reference) is None, (dataset.id, kpi.id, code)
+                        else:
+                            pd.testing.assert_frame_equal(shown, reference, check_exact=True)
+                            checked["markers"] += 1
+                for window in AHEAD_WINDOWS:
+                    key = series_key(dataset, FIXED_NOW, wards=wards, window=window)
+                    series_table(dataset, [], fresh, FIXED_NOW, crosswalk, wards=wards, window=window)
+                    reference = direct.figure(key, lambda: pytest.fail("series_table keeps its table under this key"))
+                    pd.testing.assert_frame_equal(published(key), reference, check_exact=True)
+                    checked["series"] += 1
+        assert checked["kpi"] > 1000 and checked["series"] > 500 and checked["with data"] > 300, checked
+        assert checked["markers"] > 100, checked
+
+    def test_a_one_ward_refresh_after_a_new_version_computes_nothing_in_the_web(self, page_app):
+        page_app["poller"].poll_all()
+        context = page_app["context"]
+        for username, search in (("leader", "?window=24h&ward=19789"), ("ward_head", "?window=30d")):
+            client = login(page_app["app"], username)
+            for page in SECTOR_PAGES:
+                if username == "leader" or page.sector in ("feedback", "traffic"):
+                    refresh(client, page.path, search)
+        for dataset_id in {d for page in SECTOR_PAGES for d in page.datasets}:
+            figures = prepared(context, dataset_id)
+            assert figures.looked_up > 0, dataset_id
+            assert figures.computed == 0, dataset_id
+
+    def test_only_kpi_and_series_keys_of_exactly_one_ward_are_looked_up(self):
+        one, two = frozenset(["19789"]), frozenset(["19789", "19753"])
+        template, code = ward_template(("kpi", "open", "7d", None, one, (5,)))
+        assert code == "19789" and template == ward_template(("kpi", "open", "7d", None, frozenset(["1"]), (5,)))[0]
+        assert ward_template(("series", "7d", None, two, ("hourly", 1, 2))) is None
+        assert ward_template(("kpi", "open", "7d", None, None, (5,))) is None
+        assert ward_template(("entity_latest", "aqi_max", one, (5,)))[1] == "19789"
+        assert ward_template(("rows", "recent", one)) is None
+
+
 def same(value, reference) -> bool:
     if value is None or reference is None:
         return value is reference
@@ -291,6 +384,7 @@ def test_the_hook_publishes_beside_the_dataset_and_leaves_its_snapshot_alone(pag
     assert after["feedback"] == before["feedback"]
     assert after["figures:feedback"] == before["figures:feedback"] + 1
     assert after["wards:feedback"] == before["wards:feedback"] + 1
+    assert after["ward-figures:feedback"] == before["ward-figures:feedback"] + 1
     kept = store.get("feedback")
     assert kept.meta == raw.meta
     assert set(kept.frames) == set(raw.frames) and "ward" not in kept.frames["recent"]
