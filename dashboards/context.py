@@ -20,6 +20,7 @@ from config.datasets import DatasetCatalogue
 from config.roles import Scope
 from config.settings import Settings
 from data_sources.clock import Clock
+from data_sources.release import release_later
 from data_sources.snapshots import Snapshot, SnapshotStore
 from data_sources.sql import ReflectedDataset
 from data_sources.ward_frames import crosswalk_fingerprint, load_snapshot
@@ -78,7 +79,9 @@ class AppContext:
             fresh = load_snapshot(self.store, dataset, version, self.crosswalk, self.crosswalk_fingerprint)
         if fresh is not None:
             with self._mutex:
+                replaced = self._cache.get(dataset_id)
                 self._cache[dataset_id] = fresh
+            release_later(replaced)  # freed off this request
         return fresh
 
     @cached_property

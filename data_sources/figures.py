@@ -39,6 +39,7 @@ from data_sources.kpis import (
     window_start,
 )
 from data_sources.poller import BUCKET, DURATION_END, DURATION_NAME, ENTITY, HOURLY_SECONDS, UNIT, to_epoch
+from data_sources.release import release_later
 from data_sources.snapshots import Snapshot
 from data_sources.ward_frames import map_to_wards
 
@@ -259,7 +260,9 @@ def ward_frames(
         cached = _PREPARED.get(snapshot.dataset)
         if cached is not None and cached.snapshot is snapshot and cached.crosswalk is crosswalk:
             return cached
+        replaced = _PREPARED.get(snapshot.dataset)
         _PREPARED[snapshot.dataset] = prepared
+    release_later(replaced)  # an older version's figures are freed off this request
     return prepared
 
 
@@ -403,10 +406,41 @@ def _entity_table(
     """``kpis.entity_values`` from the ward frames, once per version, wards and moment (shared: never modify)."""
     what = ("aqi",) if kpi.value == "aqi" else tuple(kpi.measures)  # KPIs reading the same values share them
     key = ("entities", what, wards, moment_key(dataset, kpi, prepared, kpi.window, None, now))
-    recent = prepared.rows("recent", wards)
+    if wards is not None and len(wards) == 1 and entities_keep_their_ward(prepared):
+        # one ward: the province's values of the entities in it (each computed from the same rows)
+        whole = _entity_table(dataset, kpi, prepared, now, None)
+        (code,) = wards
+        return prepared.figure(key, lambda: whole.loc[whole[WARD] == code].reset_index(drop=True))
     return prepared.figure(
-        key, lambda: entity_values_of(dataset, kpi, recent, prepared.snapshot.frames.get("entities"), now)
+        key,
+        lambda: entity_values_of(
+            dataset, kpi, prepared.rows("recent", wards), prepared.snapshot.frames.get("entities"), now
+        ),
     )
+
+
+def entities_keep_their_ward(prepared: WardFrames) -> bool:
+    """Every entity's recent rows lie in one ward, the ward of each of its reference rows: then a ward's
+    entity values and markers are the province's, cut to that ward (checked once per version)."""
+
+    def check() -> bool:
+        recent = prepared.frame("recent")
+        if recent.empty or ENTITY not in recent:
+            return True
+        wards = recent.groupby(ENTITY, observed=True)[WARD].agg(["nunique", "first"])
+        if (wards["nunique"] > 1).any():
+            return False
+        entities = prepared.snapshot.frames.get("entities")
+        if entities is None or entities.empty or UNIT not in entities:
+            return True
+        readings = dict(zip(wards.index.astype(str), wards["first"], strict=True))
+        reference = entities[UNIT].astype("string").map(prepared.crosswalk)
+        return all(
+            readings.get(entity, ward) == ward
+            for entity, ward in zip(entities["entity"].astype(str), reference, strict=True)
+        )
+
+    return prepared.figure(("entities keep their ward",), check)
 
 
 def _grouped_value(
@@ -674,6 +708,8 @@ def _series_of_every_ward(
     drawn = inside[BUCKET] - inside[BUCKET] % size
     how = {m: kpi_measure_agg(dataset, m) for m in present}
     grouped = inside.groupby([inside[WARD], drawn], observed=True)[present].agg(how)
+    if len(grouped) and all(dtype == "float64" for dtype in grouped.dtypes):
+        return _float_series_of_every_ward(grouped, first, last, size)
     return {
         code: _full_series(grouped.iloc[where].droplevel(0), first, last, size)
         for code, where in grouped.groupby(level=0, sort=False, observed=True).indices.items()
@@ -813,8 +849,9 @@ def ward_figures_ahead(
     singles = {code: frozenset([code]) for code in ward_codes}
     result: dict[Hashable, Any] = {}
     for kpi in dataset.kpis:
-        for window in dict.fromkeys((kpi.window, *windows)):
-            if kpi.kind in GROUPED_KINDS and kpi.kind != "latest_max":
+        kpi_windows = list(dict.fromkeys((kpi.window, *windows)))
+        if kpi.kind in GROUPED_KINDS and kpi.kind != "latest_max":
+            for window in kpi_windows:
                 if window in windows:
                     values = kpi_per_ward(
                         dataset, kpi, snapshot, now, crosswalk, ward_codes, window=window, shared=True
@@ -824,10 +861,11 @@ def ward_figures_ahead(
                 for code, value in zip(ward_codes, values.to_numpy(dtype="float64"), strict=True):
                     key = kpi_key(dataset, kpi, prepared, now, wards=singles[code], window=window)
                     result[key] = KpiFigure(kpi, None if np.isnan(value) else float(value))
-                continue
-            for wards in singles.values():
-                key = kpi_key(dataset, kpi, prepared, now, wards=wards, window=window)
-                result[key] = kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=window)
+        elif kpi.kind == "median":
+            for window in kpi_windows:
+                result.update(_median_each_ward(dataset, kpi, prepared, now, singles, window))
+        else:
+            result.update(_other_each_ward(dataset, kpi, snapshot, now, crosswalk, singles, kpi_windows))
         if kpi.kind in (*ENTITY_KINDS, "latest_ratio", "latest_max"):  # map markers of a one-ward scope
             result.update(_entity_latest_each_ward(dataset, kpi, snapshot, now, crosswalk, singles))
     every = [m.name for m in dataset.measures]
@@ -840,6 +878,77 @@ def ward_figures_ahead(
     return result
 
 
+OWN_FRAME = {"median": "durations", "versus": "hourly", "latest_max": "recent", "entity_max": "recent"}
+"""The frame a KPI of these kinds reads (``entity_count`` too: "recent"); a ward without rows in it has the
+figure of every such ward."""
+WINDOWLESS = ("versus", "latest_max", *ENTITY_KINDS)
+"""Kinds whose figure does not depend on the window a tile asks for (a comparison, "now")."""
+
+
+def _median_each_ward(
+    dataset: Dataset, kpi: Kpi, prepared: WardFrames, now: datetime, singles: dict[str, frozenset[str]], window: str
+) -> dict[Hashable, KpiFigure]:
+    """A median KPI of each ward over a window: ``median_figure`` of each ward's durations in it (the same
+    values; a median does not depend on their order)."""
+    values = durations_in_window(dataset, _durations(prepared, kpi.measures[0], None), now, window)
+    array = values.to_numpy()
+    by_ward = {}
+    if len(values):
+        wards = prepared.frame("durations")[WARD].loc[values.index].to_numpy()
+        by_ward = pd.Series(array, copy=False).groupby(wards, sort=False).indices
+    result = {}
+    for code, wards_of in singles.items():
+        key = kpi_key(dataset, kpi, prepared, now, wards=wards_of, window=window)
+        where = by_ward.get(code)
+        result[key] = median_figure(kpi, pd.Series(array[where] if where is not None else [], dtype="float64"))
+    return result
+
+
+def _other_each_ward(
+    dataset: Dataset,
+    kpi: Kpi,
+    snapshot: Snapshot,
+    now: datetime,
+    crosswalk: dict[str, str],
+    singles: dict[str, frozenset[str]],
+    windows: list[str],
+) -> dict[Hashable, KpiFigure]:
+    """A median, comparison, latest maximum or entity KPI of each ward over each window, by ``kpi_value``
+    itself: once per ward for the kinds that ignore the window, once for all the wards without rows."""
+    prepared = ward_frames(snapshot, crosswalk)
+    with_rows = prepared.ward_rows(OWN_FRAME.get(kpi.kind, "recent"))
+    result: dict[Hashable, KpiFigure] = {}
+    for window in windows:
+        of_empty_ward = None
+        for code, wards in singles.items():
+            key = kpi_key(dataset, kpi, prepared, now, wards=wards, window=window)
+            if window != windows[0] and kpi.kind in WINDOWLESS:
+                figure = result[kpi_key(dataset, kpi, prepared, now, wards=wards, window=windows[0])]
+            elif code not in with_rows and of_empty_ward is not None:
+                figure = of_empty_ward
+            else:
+                figure = kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=window)
+                if code not in with_rows:
+                    of_empty_ward = figure
+            result[key] = figure
+    return result
+
+
+def _float_series_of_every_ward(grouped: pd.DataFrame, first: int, last: int, size: int) -> dict[Any, pd.DataFrame]:
+    """``_full_series`` of each ward of ``grouped`` (float columns: zeros added keep the dtype) from one
+    reindex over every ward and bucket."""
+    full = pd.RangeIndex(first - first % size, last + 1, size)
+    wards = grouped.index.get_level_values(0).unique()
+    grid = grouped.reindex(pd.MultiIndex.from_product([wards, full]), fill_value=0.0)
+    times = pd.to_datetime(pd.Series(full, name=BUCKET), unit="s").to_numpy()
+    columns = {name: grid[name].to_numpy() for name in grid.columns}
+    tables = {}
+    for position, code in enumerate(wards):
+        part = slice(position * len(full), (position + 1) * len(full))
+        tables[code] = pd.DataFrame({"time": times, **{name: values[part] for name, values in columns.items()}})
+    return tables
+
+
 def _entity_latest_each_ward(
     dataset: Dataset,
     kpi: Kpi,
@@ -849,10 +958,11 @@ def _entity_latest_each_ward(
     singles: dict[str, frozenset[str]],
 ) -> dict[Hashable, pd.DataFrame]:
     """``entity_latest`` of ``kpi`` for each ward: the province's table cut to the ward's entities (their
-    values come from all their readings), except entity KPIs of a ward with entities, whose values come
-    from the ward's own rows and are computed as such."""
+    values come from all their readings, or for entity KPIs from the ward's own rows, which are all their
+    rows when ``entities_keep_their_ward``; where they are not, each ward with entities is computed)."""
     province = entity_latest(dataset, kpi.id, snapshot, now, crosswalk, shared=True)
-    with_entities = set(province[WARD].dropna()) if kpi.kind in ENTITY_KINDS else set()
+    keep = kpi.kind not in ENTITY_KINDS or entities_keep_their_ward(ward_frames(snapshot, crosswalk))
+    with_entities = set() if keep else set(province[WARD].dropna())
     rows = province.groupby(WARD, sort=False).indices if len(province) else {}
     result = {}
     for code, wards in singles.items():

@@ -325,6 +325,8 @@ def _versus(
 
 def versus_figure(dataset: Dataset, kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> KpiFigure:
     """A comparison KPI over already selected hourly rows (current wards, some of them)."""
+    if not hourly.empty:  # the bucket and the measures only: eight selections of a narrow frame
+        hourly = hourly[[BUCKET, *(m for m in dict.fromkeys(kpi.measures) if m in hourly)]]
     current, baselines = versus_spans(kpi, hourly, now)
 
     def between(span: tuple[int, int]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import shutil
+import threading
 import weakref
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import insert
 
 from config.datasets import load_datasets
 from dashboards.sectors import SECTOR_PAGES
+from data_sources import release
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
 from data_sources.demo.schema import feedback_reports
@@ -350,8 +352,22 @@ class TestBoundedMemory:
             kept.figure(("kpi", snapshot.version), lambda: np.zeros(100_000))
             older.append(weakref.ref(kept))
             del kept, snapshot
+        assert release.wait_released()  # replaced versions are dropped a moment later, off the request
         gc.collect()
         assert [ref() is not None for ref in older] == [False, False, False, False, True]
+
+    def test_a_replaced_version_is_freed_on_the_release_thread_not_by_the_request(self):
+        class Version:
+            pass
+
+        freed_on: list[str] = []
+        version = Version()
+        weakref.finalize(version, lambda: freed_on.append(threading.current_thread().name))
+        release.release_later(version)
+        del version
+        assert freed_on == []  # still held: the request that replaced it does not pay for freeing it
+        assert release.wait_released()
+        assert freed_on == [release.THREAD_NAME]
 
 
 class TestFiguresAsStored:
