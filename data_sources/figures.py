@@ -35,6 +35,7 @@ from data_sources.kpis import (
     kpi_measure_agg,
     median_figure,
     versus_figure,
+    versus_of_arrays,
     window_frame,
     window_start,
 )
@@ -409,14 +410,25 @@ def _entity_table(
     if wards is not None and len(wards) == 1 and entities_keep_their_ward(prepared):
         # one ward: the province's values of the entities in it (each computed from the same rows)
         whole = _entity_table(dataset, kpi, prepared, now, None)
+        by_ward = prepared.figure(
+            ("entities by ward", *key[1:2], None, *key[3:]),
+            lambda: whole.groupby(WARD, sort=False).indices if len(whole) else {},
+        )
         (code,) = wards
-        return prepared.figure(key, lambda: whole.loc[whole[WARD] == code].reset_index(drop=True))
+        return prepared.figure(key, lambda: _cut(whole, by_ward.get(code, _NO_ROWS)))
     return prepared.figure(
         key,
         lambda: entity_values_of(
             dataset, kpi, prepared.rows("recent", wards), prepared.snapshot.frames.get("entities"), now
         ),
     )
+
+
+def _cut(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The rows at ``rows`` (ascending), numbered from 0: ``frame.loc[mask].reset_index(drop=True)``."""
+    part = frame.take(rows)
+    part.index = pd.RangeIndex(len(part))
+    return part
 
 
 def entities_keep_their_ward(prepared: WardFrames) -> bool:
@@ -667,9 +679,12 @@ def _series(
             ("series of every ward", window, moment),
             lambda: _series_of_every_ward(dataset, measures, prepared.frame(frame_name), first, last, size),
         )
-        found = every_ward.get(next(iter(wards)))
+        (code,) = wards
+        found = every_ward.get(code)
         if found is not None:
             return found
+        if code not in prepared.ward_rows(frame_name):  # no rows at all: what the drawing of no rows gives
+            return pd.DataFrame(columns=["time", *measures])
     return _drawn_series(dataset, measures, prepared.rows(frame_name, wards), first, last, size)
 
 
@@ -917,6 +932,7 @@ def _other_each_ward(
     itself: once per ward for the kinds that ignore the window, once for all the wards without rows."""
     prepared = ward_frames(snapshot, crosswalk)
     with_rows = prepared.ward_rows(OWN_FRAME.get(kpi.kind, "recent"))
+    compute = _versus_of_ward(kpi, prepared, now) if kpi.kind == "versus" else None
     result: dict[Hashable, KpiFigure] = {}
     for window in windows:
         of_empty_ward = None
@@ -927,11 +943,33 @@ def _other_each_ward(
             elif code not in with_rows and of_empty_ward is not None:
                 figure = of_empty_ward
             else:
-                figure = kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=window)
+                if compute is not None:
+                    figure = compute(code)
+                else:
+                    figure = kpi_value(dataset, kpi, snapshot, now, crosswalk, wards=wards, window=window)
                 if code not in with_rows:
                     of_empty_ward = figure
             result[key] = figure
     return result
+
+
+def _versus_of_ward(kpi: Kpi, prepared: WardFrames, now: datetime) -> Callable[[str], KpiFigure]:
+    """A comparison KPI of one ward from the hourly frame's arrays, taken once: ``versus_figure`` of the
+    ward's rows (the same values in the same order)."""
+    frame = prepared.frame("hourly")
+    positions = prepared.ward_rows("hourly")
+    if frame.empty:
+        buckets = np.array([], dtype="int64")
+        columns: list[np.ndarray | None] = [np.array([]) for _ in kpi.measures]
+    else:
+        buckets = frame[BUCKET].to_numpy()
+        columns = [frame[m].to_numpy(dtype="float64", na_value=np.nan) if m in frame else None for m in kpi.measures]
+
+    def of_ward(code: str) -> KpiFigure:
+        rows = positions.get(code, _NO_ROWS)
+        return versus_of_arrays(kpi, buckets[rows], [None if c is None else c[rows] for c in columns], now)
+
+    return of_ward
 
 
 def _float_series_of_every_ward(grouped: pd.DataFrame, first: int, last: int, size: int) -> dict[Any, pd.DataFrame]:
@@ -964,11 +1002,12 @@ def _entity_latest_each_ward(
     keep = kpi.kind not in ENTITY_KINDS or entities_keep_their_ward(ward_frames(snapshot, crosswalk))
     with_entities = set() if keep else set(province[WARD].dropna())
     rows = province.groupby(WARD, sort=False).indices if len(province) else {}
+    none = _cut(province, _NO_ROWS)  # the table of every ward without entities
     result = {}
     for code, wards in singles.items():
         key = entity_latest_key(dataset, kpi.id, snapshot, now, crosswalk, wards=wards)
         if code in with_entities:
             result[key] = entity_latest(dataset, kpi.id, snapshot, now, crosswalk, wards=wards, shared=True)
         else:
-            result[key] = province.take(rows.get(code, _NO_ROWS)).reset_index(drop=True)
+            result[key] = _cut(province, rows[code]) if code in rows else none
     return result

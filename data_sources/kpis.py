@@ -289,22 +289,13 @@ def _median(
 
 
 # --- comparisons ---------------------------------------------------------------------------------
-def _figure(dataset: Dataset, kpi: Kpi, frame: pd.DataFrame) -> float | None:
-    """Sum of one measure or ratio of two over the rows of ``frame`` (None without rows)."""
-    if frame.empty:
-        return None
-    sums = [frame[m].sum() if m in frame else 0.0 for m in kpi.measures]
-    if len(sums) == 1:
-        return float(sums[0]) * kpi.scale
-    return _ratio(sums[0], sums[1], kpi.scale)
-
-
-def versus_spans(kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> tuple[tuple[int, int], list[tuple[int, int]]]:
-    """The current span and the baseline spans as half-open ranges of hourly bucket starts."""
+def versus_spans(kpi: Kpi, buckets: np.ndarray, now: datetime) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """The current span and the baseline spans as half-open ranges of hourly bucket starts (``buckets``: the
+    bucket starts of the rows compared)."""
     now_epoch = to_epoch(now)
     hour = now_epoch - now_epoch % HOUR
     if kpi.baseline == "same_hour_last_week":
-        if not hourly.empty and not (hourly[BUCKET] == hour).any():
+        if len(buckets) and not (buckets == hour).any():
             hour -= HOUR  # the hour has just begun: compare the last hour with data
         return (hour, hour + HOUR), [(hour - WEEK, hour - WEEK + HOUR)]
     midnight = to_epoch(local_midnight(now))
@@ -325,19 +316,30 @@ def _versus(
 
 def versus_figure(dataset: Dataset, kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> KpiFigure:
     """A comparison KPI over already selected hourly rows (current wards, some of them)."""
-    if not hourly.empty:  # the bucket and the measures only: eight selections of a narrow frame
-        hourly = hourly[[BUCKET, *(m for m in dict.fromkeys(kpi.measures) if m in hourly)]]
-    current, baselines = versus_spans(kpi, hourly, now)
+    if hourly.empty:
+        return versus_of_arrays(kpi, np.array([], dtype="int64"), [np.array([]) for _ in kpi.measures], now)
+    columns = [hourly[m].to_numpy(dtype="float64", na_value=np.nan) if m in hourly else None for m in kpi.measures]
+    return versus_of_arrays(kpi, hourly[BUCKET].to_numpy(), columns, now)
 
-    def between(span: tuple[int, int]) -> pd.DataFrame:
-        if hourly.empty:
-            return hourly
-        return hourly.loc[(hourly[BUCKET] >= span[0]) & (hourly[BUCKET] < span[1])]
 
-    value = _figure(dataset, kpi, between(current))
+def versus_of_arrays(kpi: Kpi, buckets: np.ndarray, measures: list[np.ndarray | None], now: datetime) -> KpiFigure:
+    """``versus_figure`` from the rows' bucket starts and measure values (None: a measure the rows lack);
+    a span's sum skips missing values, as pandas sums do."""
+    current, baselines = versus_spans(kpi, buckets, now)
+
+    def figure(span: tuple[int, int]) -> float | None:
+        inside = (buckets >= span[0]) & (buckets < span[1])
+        if not inside.any():
+            return None
+        sums = [np.nansum(values[inside]) if values is not None else 0.0 for values in measures]
+        if len(sums) == 1:
+            return float(sums[0]) * kpi.scale
+        return _ratio(sums[0], sums[1], kpi.scale)
+
+    value = figure(current)
     if value is None and len(kpi.measures) == 1:
         value = 0.0  # nothing counted yet today is a count of zero
-    figures = [_figure(dataset, kpi, between(span)) for span in baselines]
+    figures = [figure(span) for span in baselines]
     if len(kpi.measures) == 1:
         figures = [0.0 if f is None else f for f in figures]
     known = [f for f in figures if f is not None]

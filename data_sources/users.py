@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -386,19 +387,22 @@ def start_session(engine: Engine, user_id: int, address: str | None, *, now: dat
     return token
 
 
+_SESSION_ACCOUNT = (
+    select(users_table)
+    .join(sessions_table, sessions_table.c.user_id == users_table.c.id)
+    .where(
+        sessions_table.c.token_hash == bindparam("token_hash"),
+        sessions_table.c.ended_at.is_(None),
+        users_table.c.disabled.is_(False),
+    )
+)
+"""Built once: every request of a signed-in user asks it (the statement and its cache key cost more than the query)."""
+
+
 def session_account(engine: Engine, token: str) -> Account | None:
     """The account of an open session; None when the session ended or its account is disabled."""
-    query = (
-        select(users_table)
-        .join(sessions_table, sessions_table.c.user_id == users_table.c.id)
-        .where(
-            sessions_table.c.token_hash == _token_hash(token),
-            sessions_table.c.ended_at.is_(None),
-            users_table.c.disabled.is_(False),
-        )
-    )
     with engine.connect() as connection:
-        row = connection.execute(query).first()
+        row = connection.execute(_SESSION_ACCOUNT, {"token_hash": _token_hash(token)}).first()
     return _account(row) if row else None
 
 
