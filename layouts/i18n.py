@@ -87,6 +87,11 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # (thousands separator, decimal separator) per formatting language.
 _SEPARATORS = {"vi": (".", ","), "en": (",", ".")}
+_SEPARATOR_TABLES = {
+    lang: None if (thousands, point) == (",", ".") else str.maketrans({",": thousands, ".": point})
+    for lang, (thousands, point) in _SEPARATORS.items()
+}
+"""How an en-formatted number becomes each language's (None: as it is)."""
 
 
 def normalise_language(lang: str | None) -> str:
@@ -214,9 +219,9 @@ def format_number(value: object, lang: str | None, decimals: int = 0) -> str:
     rounded = number.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
     negative = rounded < 0  # after rounding, so -0.04 with 1 decimal shows 0.0, not -0.0
     text = f"{abs(rounded):,.{decimals}f}"  # en separators: "1,234.5"
-    thousands, point = _SEPARATORS[_format_lang(lang)]
-    if (thousands, point) != (",", "."):
-        text = text.translate(str.maketrans({",": thousands, ".": point}))
+    table = _SEPARATOR_TABLES[_format_lang(lang)]
+    if table is not None:
+        text = text.translate(table)
     return f"-{text}" if negative else text
 
 
