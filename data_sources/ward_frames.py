@@ -13,14 +13,18 @@ the same store:
   functions the web would run (``data_sources.figures``) at the time of publication: every KPI over
   the province for each named window, every ward's value of each KPI (map and league table), the
   series, and each entity's latest value (map markers); plus the snapshot's metadata and small
-  frames, so a refresh reads neither the big frames nor the raw snapshot.
+  frames, so a refresh reads neither the big frames nor the raw snapshot;
+* ``ward-figures:<dataset>``: the same figures for each ward alone (a ward selected on the page, or a
+  department head scoped to one ward): tiles, series and markers, one small frame per ward, read by
+  a web worker only when a one-ward view asks (``WardFiguresAhead``), so a province refresh never
+  pays for them.
 
 Both name the version they were made from and a fingerprint of the crosswalk used; a web worker
 (``load_snapshot``) takes them only when both match its own. Figures are keyed by the part of "now"
 they depend on (``figures.moment_key``): a refresh at a moment where a key differs (the window
-moved on to the next bucket meanwhile), a ward or scope other than the province, or a custom range
-computes its figure in the web from the ward frames, and a missing or late hook only costs time:
-the web then maps the raw frames itself. Nothing here changes what a figure is.
+moved on to the next bucket meanwhile), a scope of several wards, or a custom range computes its
+figure in the web from the ward frames, and a missing or late hook only costs time: the web then maps
+the raw frames itself. Nothing here changes what a figure is.
 """
 
 from __future__ import annotations
