@@ -243,21 +243,19 @@ def run_poller(settings: Settings) -> None:
     warehouse = create_warehouse_engine(settings.warehouse_url)
     store = open_snapshot_store(settings.snapshot_url)
     alerting = Alerting(settings, catalogue, store, render=notification_text)  # alerts: evaluated after each poll
+    figures = WardFramesPublisher(
+        catalogue,
+        store,
+        unit_crosswalk(settings.province_code, **_split_rule(settings)),
+        list(current_units(settings.province_code)["code"]),
+    )
     poller = Poller(
         catalogue,
         warehouse,
         store,
         rules=quality_rules(settings),
-        after_poll=(
-            WardFramesPublisher(
-                catalogue,
-                store,
-                unit_crosswalk(settings.province_code, **_split_rule(settings)),
-                list(current_units(settings.province_code)["code"]),
-            ),
-            PointsPublisher(catalogue, warehouse, store),
-            alerting.after_poll,
-        ),
+        # every ward's figures last: the province's figures, map points and alerts do not wait for them
+        after_poll=(figures, PointsPublisher(catalogue, warehouse, store), alerting.after_poll, figures.each_ward),
     )
     scheduler = BackgroundScheduler(timezone=LOCAL_TZ)
     poller.schedule(scheduler)

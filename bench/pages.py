@@ -272,10 +272,9 @@ def add_missing_tables() -> list[str]:
 
 def snapshot_hooks(catalogue, warehouse, store) -> tuple:
     """The poller's after-poll hooks that prepare what the web reads (as ``app.run_poller`` installs them)."""
-    return (
-        WardFramesPublisher(catalogue, store, unit_crosswalk("46"), list(current_units("46")["code"]), lambda: NOW),
-        PointsPublisher(catalogue, warehouse, store, lambda: NOW),
-    )
+    wards = list(current_units("46")["code"])
+    figures = WardFramesPublisher(catalogue, store, unit_crosswalk("46"), wards, lambda: NOW)
+    return (figures, PointsPublisher(catalogue, warehouse, store, lambda: NOW), figures.each_ward)
 
 
 def poll_once(store_path: Path, only: list[str] | None = None) -> None:

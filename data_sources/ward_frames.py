@@ -308,7 +308,7 @@ def ward_figure_frames(computed: Mapping[Hashable, Any]) -> dict[str, EncodedFra
 class WardFramesPublisher:
     """After-poll hook (``Poller(after_poll=...)``): publish the ward frames and the figures computed
     ahead of the version just polled (``ward_codes``: the province's current wards, in the order the
-    web lists them)."""
+    web lists them); ``each_ward``, a later hook, publishes every ward's figures of that version."""
 
     catalogue: DatasetCatalogue
     store: SnapshotStore
@@ -316,6 +316,8 @@ class WardFramesPublisher:
     ward_codes: list[str]
     clock: Clock = system_clock
     fingerprint: str = field(init=False)
+    _published: dict[str, tuple[Snapshot, datetime]] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.fingerprint = crosswalk_fingerprint(self.crosswalk)
@@ -355,10 +357,28 @@ class WardFramesPublisher:
             "figures": entries,
         }
         self.store.put(figures_name(dataset_id), meta, frames)
+        with self._lock:
+            self._published[dataset_id] = (snapshot, now)
+
+    def each_ward(self, dataset_id: str, _result: Any = None) -> None:
+        """Second after-poll hook, installed after the others (alerts, map points), which it need not delay:
+        publish every ward's figures of the version the first hook just published, from the same figures."""
         from data_sources.figures import ward_figures_ahead
 
-        per_ward = ward_figures_ahead(dataset, snapshot, self.crosswalk, now, self.ward_codes, AHEAD_WINDOWS)
+        with self._lock:
+            published = self._published.pop(dataset_id, None)
+        if published is None:
+            return
+        snapshot, now = published
+        per_ward = ward_figures_ahead(
+            self.catalogue.get(dataset_id), snapshot, self.crosswalk, now, self.ward_codes, AHEAD_WINDOWS
+        )
+        source = {"source_version": snapshot.version, "crosswalk": self.fingerprint}
         self.store.put(ward_figures_name(dataset_id), source, ward_figure_frames(per_ward))
+
+    def hooks(self) -> tuple[Callable[[str, Any], None], Callable[[str, Any], None]]:
+        """The province hook and the every-ward hook, for a poller that runs nothing between them."""
+        return self, self.each_ward
 
 
 # --- the web side ----------------------------------------------------------------------------------

@@ -284,12 +284,10 @@ def sectors_app(seeded_warehouse, tmp_path_factory):
     settings = replace(make_settings(folder, warehouse_url), unmasked_roles=("operator",))
     store = SQLiteSnapshotStore(folder / "snapshots.db")
     catalogue = load_datasets(settings.datasets_file)
-    hooks = (
-        WardFramesPublisher(
-            catalogue, store, unit_crosswalk("46"), list(current_units("46")["code"]), lambda: FIXED_NOW
-        ),
-        PointsPublisher(catalogue, warehouse, store, lambda: FIXED_NOW),
+    figures = WardFramesPublisher(
+        catalogue, store, unit_crosswalk("46"), list(current_units("46")["code"]), lambda: FIXED_NOW
     )
+    hooks = (*figures.hooks(), PointsPublisher(catalogue, warehouse, store, lambda: FIXED_NOW))
     Poller(catalogue, warehouse, store, lambda: FIXED_NOW, after_poll=hooks).poll_all()
     app = create_app(settings, store=store, clock=lambda: FIXED_NOW)
     context = get_context()
