@@ -106,10 +106,16 @@ class AppContext:
 
     def ward_name(self, code: str, lang: str) -> str:
         """Display name of a current ward in the interface language."""
-        match = self.units.loc[self.units["code"] == code]
-        if match.empty:
-            return code
-        return str(match.iloc[0]["name" if lang != "en" else "name_en"])
+        return self._ward_names["name" if lang != "en" else "name_en"].get(code, code)
+
+    @cached_property
+    def _ward_names(self) -> dict[str, dict[str, str]]:
+        """Ward names by code, Vietnamese and English (the first row of a code, as a lookup gave before)."""
+        names: dict[str, dict[str, str]] = {"name": {}, "name_en": {}}
+        for column, by_code in names.items():
+            for code, name in zip(self.units["code"], self.units[column], strict=True):
+                by_code.setdefault(str(code), str(name))
+        return names
 
     def old_codes_of(self, ward_code: str) -> tuple[str, ...]:
         """Every unit code (the ward's own and pre-2025 ones) whose rows belong to ``ward_code`` today."""

@@ -856,9 +856,10 @@ def ward_figures_ahead(
     ``windows``, keyed as ``kpi_value`` and ``series_table`` key them for ``wards={code}``.
 
     Sums, ratios, state counts and latest ratios come from the grouped per-ward pass of the map
-    (``kpi_per_ward``); the series from one grouping by ward and bucket; the other kinds (latest
-    maxima with their entity, medians, comparisons, entity KPIs) by ``kpi_value`` itself, ward by
-    ward, over rows selected from one grouping of each frame (``WardFrames.rows``).
+    (``kpi_per_ward``); medians from one selection of the durations; the series from one grouping by
+    ward and bucket (the one a web worker uses for a single ward); comparisons from the hourly arrays
+    taken per ward; latest maxima and entity KPIs by ``kpi_value`` itself (a ward's entity values cut
+    from the province's), once per ward however many windows, and once for all the wards without rows.
     """
     prepared = ward_frames(snapshot, crosswalk)
     singles = {code: frozenset([code]) for code in ward_codes}
@@ -893,9 +894,8 @@ def ward_figures_ahead(
     return result
 
 
-OWN_FRAME = {"median": "durations", "versus": "hourly", "latest_max": "recent", "entity_max": "recent"}
-"""The frame a KPI of these kinds reads (``entity_count`` too: "recent"); a ward without rows in it has the
-figure of every such ward."""
+OWN_FRAME = {"versus": "hourly", "latest_max": "recent", "entity_max": "recent", "entity_count": "recent"}
+"""The frame a KPI of these kinds reads: every ward without rows in it has the same figure."""
 WINDOWLESS = ("versus", "latest_max", *ENTITY_KINDS)
 """Kinds whose figure does not depend on the window a tile asks for (a comparison, "now")."""
 
@@ -931,7 +931,7 @@ def _other_each_ward(
     """A median, comparison, latest maximum or entity KPI of each ward over each window, by ``kpi_value``
     itself: once per ward for the kinds that ignore the window, once for all the wards without rows."""
     prepared = ward_frames(snapshot, crosswalk)
-    with_rows = prepared.ward_rows(OWN_FRAME.get(kpi.kind, "recent"))
+    with_rows = prepared.ward_rows(OWN_FRAME[kpi.kind])
     compute = _versus_of_ward(kpi, prepared, now) if kpi.kind == "versus" else None
     result: dict[Hashable, KpiFigure] = {}
     for window in windows:

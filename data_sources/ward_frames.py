@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -449,26 +450,31 @@ def _derived(store: SnapshotStore, name: str, version: int, fingerprint: str) ->
 
 class WardFiguresAhead:
     """``WardFrames``' ``ward_lookup``: the poller's one-ward figures of one version, read from the store
-    when the first one is asked for, each ward's decoded when one of its figures is."""
+    when the first one is asked for, each ward's decoded when one of its figures is. The poller publishes
+    them after the version itself: until they are there, the store is asked again at most once every
+    ``RETRY_SECONDS`` (meanwhile the web computes what it is asked)."""
+
+    RETRY_SECONDS = 1.0
 
     def __init__(self, store: SnapshotStore, dataset: Dataset, version: int, fingerprint: str) -> None:
         self._read = lambda: _derived(store, ward_figures_name(dataset.id), version, fingerprint)
         self._dataset = dataset
         self._stored: Snapshot | None = None
-        self._read_once = False
+        self._read_at: float | None = None
         self._wards: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-    def _ward(self, code: str) -> dict[str, str]:
+    def _ward(self, code: str) -> dict[str, str] | None:
         found = self._wards.get(code)
         if found is not None:
             return found
         with self._lock:
-            if not self._read_once:
-                self._stored, self._read_once = self._read(), True
-        frame = None
-        if self._stored is not None and WARD_PART + code in self._stored.frames:
-            frame = self._stored.frames[WARD_PART + code]
+            moment = time.monotonic()
+            if self._stored is None and (self._read_at is None or moment - self._read_at >= self.RETRY_SECONDS):
+                self._stored, self._read_at = self._read(), moment
+        if self._stored is None:
+            return None
+        frame = self._stored.frames.get(WARD_PART + code)
         found = dict(zip(frame["template"], frame["figure"], strict=True)) if frame is not None else {}
         with self._lock:
             self._wards[code] = found
@@ -478,7 +484,8 @@ class WardFiguresAhead:
         from data_sources.figures import MISSING, Deferred
 
         found = ward_template(key)
-        entry = self._ward(found[1]).get(found[0]) if found is not None else None
+        figures = self._ward(found[1]) if found is not None else None
+        entry = figures.get(found[0]) if figures is not None else None
         if entry is None:
             return MISSING
         value = _figure_from_json(json.loads(entry), self._dataset, ())
