@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
 from config.roles import Scope
 from data_sources.alerts.evaluate import (
@@ -281,12 +284,33 @@ def _state_values(state: AlertState) -> dict[str, Any]:
     }
 
 
+def _unnested(rows: Sequence[Mapping[str, Any]], types: Mapping[str, TypeEngine]) -> TableValuedAlias:
+    """Rows as ``unnest(:a::type[], :b::type[], ...) AS anon(a, b, ...)`` (PostgreSQL): one array parameter
+    per column, so the statement's text is the same for any number of rows. A multi-row ``VALUES`` list
+    of thousands of placeholders is parsed afresh by the driver on every call (psycopg caches only
+    statements up to 4 kB), which cost more than the database's own work."""
+    arrays = [bindparam(f"u_{name}", [row[name] for row in rows], type_=ARRAY(types[name])) for name in types]
+    return func.unnest(*arrays).table_valued(*types).render_derived()
+
+
+def _types(table: Table, names: Iterable[str]) -> dict[str, TypeEngine]:
+    return {name: table.c[name].type for name in names}
+
+
 def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert state rows, skipping (rule, subject) pairs that exist already; the subjects inserted."""
     dialect = connection.dialect.name
+    returned = (alert_states.c.rule_id, alert_states.c.subject)
     if dialect == "postgresql":
-        statement = postgresql.insert(alert_states).on_conflict_do_nothing()
-    elif dialect == "sqlite":
+        source = _unnested(rows, _types(alert_states, rows[0]))
+        statement = (
+            postgresql.insert(alert_states)
+            .from_select(list(rows[0]), select(*source.c))
+            .on_conflict_do_nothing()
+            .returning(*returned)
+        )
+        return {(row.rule_id, row.subject) for row in connection.execute(statement)}
+    if dialect == "sqlite":
         statement = sqlite.insert(alert_states).on_conflict_do_nothing()
     else:  # pragma: no cover - other databases: one insert per row inside a savepoint
         inserted = set()
@@ -298,8 +322,76 @@ def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str,
                 except Exception:
                     nested.rollback()
         return inserted
-    result = connection.execute(statement.returning(alert_states.c.rule_id, alert_states.c.subject), rows)
+    result = connection.execute(statement.returning(*returned), rows)
     return {(row.rule_id, row.subject) for row in result}
+
+
+_UPDATE_KEYS = {"b_rule": "rule_id", "b_subject": "subject", "b_version": "version", "new_label": "subject_label"}
+"""Parameters of the conditional state update that are named after another column than their own."""
+
+
+def _update_many_conditionally(
+    connection: Connection, params: list[dict[str, Any]], stamp: datetime, token: str
+) -> set[tuple[int, str]]:
+    """Update state rows each at the version it was read (``b_version``); the (rule, subject) pairs updated.
+
+    PostgreSQL: one ``UPDATE ... FROM unnest(...) ... RETURNING``. Elsewhere: one executemany stamping
+    ``token``, then one select of the rows carrying it.
+    """
+    columns = [k.removeprefix("new_") for k in params[0] if k.startswith("new_") and k != "new_label"]
+    if connection.dialect.name == "postgresql":
+        source = _unnested(
+            params, {k: alert_states.c[_UPDATE_KEYS.get(k, k.removeprefix("new_"))].type for k in params[0]}
+        )
+        statement = (
+            update(alert_states)
+            .where(
+                alert_states.c.rule_id == source.c.b_rule,
+                alert_states.c.subject == source.c.b_subject,
+                alert_states.c.version == source.c.b_version,
+            )
+            .values(
+                **{k: source.c[f"new_{k}"] for k in columns},
+                subject_label=source.c.new_label,
+                updated_at=stamp,
+                write_token=token,
+            )
+            .returning(alert_states.c.rule_id, alert_states.c.subject)
+        )
+        return {(row.rule_id, row.subject) for row in connection.execute(statement)}
+    connection.execute(
+        update(alert_states)
+        .where(
+            alert_states.c.rule_id == bindparam("b_rule"),
+            alert_states.c.subject == bindparam("b_subject"),
+            alert_states.c.version == bindparam("b_version"),
+        )
+        .values(
+            **{k: bindparam(f"new_{k}") for k in columns},
+            subject_label=bindparam("new_label"),
+            updated_at=stamp,
+            write_token=token,
+        ),
+        params,
+    )
+    rule_ids = sorted({p["b_rule"] for p in params})
+    return {
+        (row.rule_id, row.subject)
+        for row in connection.execute(
+            select(alert_states.c.rule_id, alert_states.c.subject).where(
+                alert_states.c.write_token == token, alert_states.c.rule_id.in_(rule_ids)
+            )
+        )
+    }
+
+
+def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows in one statement."""
+    if connection.dialect.name == "postgresql":
+        source = _unnested(rows, _types(alert_events, rows[0]))
+        connection.execute(insert(alert_events).from_select(list(rows[0]), select(*source.c)))
+    else:
+        connection.execute(insert(alert_events), rows)
 
 
 def _event_values(rule: Rule, sector: str, subject: str, ward: str | None, label: str | None, event: Event) -> dict:
@@ -359,10 +451,11 @@ def apply_batch(
 ) -> list[tuple[Rule, list[Change]]]:
     """Write many rules' changes in a few statements, each row conditional on its version.
 
-    New rows: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. Existing rows: one
-    executemany ``UPDATE ... WHERE version = <read version>`` stamping a fresh write token, then one
-    ``SELECT`` of the rows carrying that token: those are the ones this batch won. Events and outbox
-    rows are written only for won rows. Returns the lost changes per rule, to be re-read and re-evaluated.
+    New rows: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. Existing rows: an
+    ``UPDATE ... WHERE version = <read version>`` per row, whose result says which rows this batch won
+    (``_update_many_conditionally``). Events (one multi-row insert) and outbox rows (one per distinct
+    set of targets) are written only for won rows. On PostgreSQL each statement takes its rows as
+    arrays (``_unnested``). Returns the lost changes per rule, to be re-read and re-evaluated.
     """
     stamp = utc(now)
     token = uuid.uuid4().hex
@@ -405,36 +498,10 @@ def apply_batch(
     if fresh_rows:
         won |= _insert_many_ignoring_conflicts(connection, fresh_rows)
     if update_params:
-        columns = [k.removeprefix("new_") for k in update_params[0] if k.startswith("new_")]
-        named = {"version", "ward", "label"}
-        connection.execute(
-            update(alert_states)
-            .where(
-                alert_states.c.rule_id == bindparam("b_rule"),
-                alert_states.c.subject == bindparam("b_subject"),
-                alert_states.c.version == bindparam("b_version"),
-            )
-            .values(
-                **{k: bindparam(f"new_{k}") for k in columns if k not in named},
-                ward=bindparam("new_ward"),
-                subject_label=bindparam("new_label"),
-                version=bindparam("new_version"),
-                updated_at=stamp,
-                write_token=token,
-            ),
-            update_params,
-        )
-        rule_ids = sorted({p["b_rule"] for p in update_params})
-        won |= {
-            (row.rule_id, row.subject)
-            for row in connection.execute(
-                select(alert_states.c.rule_id, alert_states.c.subject).where(
-                    alert_states.c.write_token == token, alert_states.c.rule_id.in_(rule_ids)
-                )
-            )
-        }
+        won |= _update_many_conditionally(connection, update_params, stamp, token)
     lost: list[tuple[Rule, list[Change]]] = []
-    events, deliveries = [], []
+    events: list[dict[str, Any]] = []
+    deliveries: dict[tuple[str, ...], list[str]] = {}
     for rule, sector, changes in batch:
         rule_lost = []
         for change in changes:
@@ -445,13 +512,13 @@ def apply_batch(
             for event in change.events:
                 events.append(_event_values(rule, sector, change.subject, ward, label, event))
                 if event.notify and rule.targets:
-                    deliveries.append((event.event_id, rule.targets))
+                    deliveries.setdefault(rule.targets, []).append(event.event_id)
         if rule_lost:
             lost.append((rule, rule_lost))
     if events:
-        connection.execute(insert(alert_events), events)
-    for event_id, targets in deliveries:
-        enqueue_deliveries(connection, [event_id], targets, now)
+        _insert_events(connection, events)
+    for targets, event_ids in deliveries.items():
+        enqueue_deliveries(connection, event_ids, targets, now)
     return lost
 
 
