@@ -190,7 +190,9 @@ class GroupedValues:
     def frame(self, name: str) -> CodedFrame:
         """The snapshot frame ``name`` coded (once per snapshot)."""
         if name not in self._frames:
-            self._frames[name] = code_frame(self.snapshot.frame(name), self.crosswalk, self._ward_index)
+            frame = self.snapshot.frames.get(name)  # read only: no copy (``Snapshot.frame`` copies)
+            frame = pd.DataFrame() if frame is None else frame
+            self._frames[name] = code_frame(frame, self.crosswalk, self._ward_index)
         return self._frames[name]
 
     def _groups(self, coded: CodedFrame, per: str) -> tuple[np.ndarray, int, list[str]]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -186,20 +187,30 @@ def get_rule(engine: Engine, rule_id: int) -> Rule | None:
     return rule_from_row(row) if row else None
 
 
-def list_rules(engine: Engine, *, dataset: str | None = None, enabled_only: bool = False) -> list[Rule]:
+@contextmanager
+def reading(bind: Engine | Connection) -> Iterator[Connection]:
+    """``bind`` itself when it is a connection (several reads on one), else a connection of its own."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as connection:
+            yield connection
+
+
+def list_rules(engine: Engine | Connection, *, dataset: str | None = None, enabled_only: bool = False) -> list[Rule]:
     """Stored rules by name."""
     statement = select(alert_rules).order_by(alert_rules.c.name, alert_rules.c.id)
     if dataset is not None:
         statement = statement.where(alert_rules.c.dataset == dataset)
     if enabled_only:
         statement = statement.where(alert_rules.c.enabled.is_(True))
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [rule_from_row(row) for row in connection.execute(statement)]
 
 
-def rules_fingerprint(engine: Engine, dataset: str) -> tuple:
+def rules_fingerprint(engine: Engine | Connection, dataset: str) -> tuple:
     """Count, highest id and sum of versions of a dataset's rules: changes whenever a rule does."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(
             select(func.count(), func.max(alert_rules.c.id), func.sum(alert_rules.c.version)).where(
                 alert_rules.c.dataset == dataset
@@ -253,17 +264,10 @@ def load_states(
         statement = statement.where(alert_states.c.subject.in_(list(subjects)))
     if live_only:
         statement = statement.where(alert_states.c.state.in_(LIVE_STATES))
-
-    def read(connection: Connection) -> None:
+    with reading(engine) as connection:
         for row in connection.execute(statement):
             if row.rule_id in found:
                 found[row.rule_id][row.subject] = state_from_row(row)
-
-    if isinstance(engine, Connection):
-        read(engine)
-    else:
-        with engine.connect() as connection:
-            read(connection)
     return found
 
 
@@ -672,9 +676,7 @@ def active_silences(engine: Engine | Connection, now: datetime) -> list[Silence]
         )
         .order_by(alert_silences.c.ends_at)
     )
-    if isinstance(engine, Connection):
-        return [_silence(row) for row in engine.execute(statement)]
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [_silence(row) for row in connection.execute(statement)]
 
 
