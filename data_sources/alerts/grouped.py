@@ -185,7 +185,7 @@ class GroupedValues:
         self.ward_names = list(dict.fromkeys([*ward_codes, *crosswalk.values(), *dated.values()]))
         self._ward_index = {code: i for i, code in enumerate(self.ward_names)}
         self._frames: dict[str, CodedFrame] = {}
-        self._sums: dict[tuple, np.ndarray] = {}
+        self._sums: dict[tuple[str, str | None, str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def frame(self, name: str) -> CodedFrame:
         """The snapshot frame ``name`` coded (once per snapshot)."""
@@ -205,10 +205,6 @@ class GroupedValues:
             return coded.entity, len(coded.entity_names), coded.entity_names
         return np.zeros(len(coded), dtype=np.int64), 1, [PER_PROVINCE]
 
-    def names(self, kpi: Kpi, per: str) -> list[str]:
-        """Names of the groups of ``values(kpi, per)``."""
-        return self._groups(self.frame(self._frame_name(kpi)), per)[2]
-
     def _frame_name(self, kpi: Kpi, per: str = PER_WARD) -> str:
         if kpi.kind in ("state", "state_ratio"):
             return "state"
@@ -226,10 +222,7 @@ class GroupedValues:
             raise ValueError(f"KPI {kpi.id!r} ({kpi.kind}) is not computed by groups")
         if per == PER_PROVINCE and kpi.kind in ADDITIVE_KINDS:
             return [PER_PROVINCE], self._additive(kpi, PER_WARD, total=True)
-        name = self._frame_name(kpi, per)
-        if per == PER_ENTITY and name == HOURLY_ENTITY and name not in self.snapshot.frames:
-            return [], Grouped(np.empty(0), np.empty(0, dtype=bool))
-        names = self._groups(self.frame(name), per)[2]
+        names = self._groups(self.frame(self._frame_name(kpi, per)), per)[2]
         if kpi.kind in ADDITIVE_KINDS:
             return names, self._additive(kpi, per)
         if kpi.kind == "median":
@@ -241,14 +234,15 @@ class GroupedValues:
         value = self.values(kpi, PER_PROVINCE)[1].values[0]
         return None if np.isnan(value) else float(value)
 
-    def _window_rows(self, coded: CodedFrame, name: str, window: str | None) -> tuple[int | None, np.ndarray | None]:
+    def _inside(self, coded: CodedFrame, name: str, window: str | None) -> np.ndarray | None:
+        """Rows of the frame ``name`` inside the window (None: every row)."""
         if name == "state" or window is None:
-            return None, None
+            return None
         size = HOUR if name == HOURLY_ENTITY else frame_bucket_seconds(self.dataset, name)
         start = window_start(window, self.now, size)
         if start is None or coded.bucket is None:
-            return None, None
-        return start, coded.bucket >= start
+            return None
+        return coded.bucket >= start
 
     def _sum(self, name: str, window: str | None, per: str, measure: str) -> tuple[np.ndarray, np.ndarray]:
         """(sum of a measure per group over the window's rows, rows per group); NaN counts as 0."""
@@ -256,7 +250,7 @@ class GroupedValues:
         if key not in self._sums:
             coded = self.frame(name)
             groups, size, _ = self._groups(coded, per)
-            _start, inside = self._window_rows(coded, name, window)
+            inside = self._inside(coded, name, window)
             keep = groups >= 0 if inside is None else inside & (groups >= 0)
             counts = np.bincount(groups[keep], minlength=size)
             values = coded.column(measure)
