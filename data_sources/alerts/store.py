@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
@@ -301,69 +302,44 @@ def _types(table: Table, names: Iterable[str]) -> dict[str, TypeEngine]:
     return {name: table.c[name].type for name in names}
 
 
-def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
-    """Insert state rows, skipping (rule, subject) pairs that exist already; the subjects inserted."""
-    dialect = connection.dialect.name
-    returned = (alert_states.c.rule_id, alert_states.c.subject)
-    if dialect == "postgresql":
-        source = _unnested(rows, _types(alert_states, rows[0]))
-        statement = (
-            postgresql.insert(alert_states)
-            .from_select(list(rows[0]), select(*source.c))
-            .on_conflict_do_nothing()
-            .returning(*returned)
+def _driver_executemany(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``statement`` once per row, handed to the driver's ``executemany`` as plain tuples (SQLite).
+
+    Each value still passes its column type's bind processor (datetimes, booleans), but not
+    SQLAlchemy's per-row parameter handling, which cost three times SQLite's own work for a few
+    thousand rows. Values bound in the statement itself (``updated_at``, the write token) are the
+    same for every row."""
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    if compiled.insert_prefetch or compiled.update_prefetch or compiled.positiontup is None:
+        connection.execute(statement, rows)  # column defaults to fill in, or named parameters: SQLAlchemy's way
+        return
+    order = compiled.positiontup
+    processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(order)}
+    fixed = {name: compiled.binds[name].effective_value for name in order if name not in rows[0]}
+    plan = [(name, processors[name], name in fixed) for name in order]
+    data = [
+        tuple(
+            (convert(fixed[name] if constant else row[name]) if convert else (fixed[name] if constant else row[name]))
+            for name, convert, constant in plan
         )
-        return {(row.rule_id, row.subject) for row in connection.execute(statement)}
-    if dialect == "sqlite":
-        statement = sqlite.insert(alert_states).on_conflict_do_nothing()
-    else:  # pragma: no cover - other databases: one insert per row inside a savepoint
-        inserted = set()
-        for row in rows:
-            with connection.begin_nested() as nested:
-                try:
-                    connection.execute(insert(alert_states).values(**row))
-                    inserted.add((row["rule_id"], row["subject"]))
-                except Exception:
-                    nested.rollback()
-        return inserted
-    result = connection.execute(statement.returning(*returned), rows)
-    return {(row.rule_id, row.subject) for row in result}
+        for row in rows
+    ]
+    connection.exec_driver_sql(str(compiled), data)
 
 
-_UPDATE_KEYS = {"b_rule": "rule_id", "b_subject": "subject", "b_version": "version", "new_label": "subject_label"}
-"""Parameters of the conditional state update that are named after another column than their own."""
+def _stamped(connection: Connection, token: str, rule_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """The (rule, subject) pairs whose state rows carry this batch's write token."""
+    statement = select(alert_states.c.rule_id, alert_states.c.subject).where(
+        alert_states.c.write_token == token, alert_states.c.rule_id.in_(sorted(set(rule_ids)))
+    )
+    return {(row.rule_id, row.subject) for row in connection.execute(statement)}
 
 
-def _update_many_conditionally(
-    connection: Connection, params: list[dict[str, Any]], stamp: datetime, token: str
-) -> set[tuple[int, str]]:
-    """Update state rows each at the version it was read (``b_version``); the (rule, subject) pairs updated.
-
-    PostgreSQL: one ``UPDATE ... FROM unnest(...) ... RETURNING``. Elsewhere: one executemany stamping
-    ``token``, then one select of the rows carrying it.
-    """
-    columns = [k.removeprefix("new_") for k in params[0] if k.startswith("new_") and k != "new_label"]
-    if connection.dialect.name == "postgresql":
-        source = _unnested(
-            params, {k: alert_states.c[_UPDATE_KEYS.get(k, k.removeprefix("new_"))].type for k in params[0]}
-        )
-        statement = (
-            update(alert_states)
-            .where(
-                alert_states.c.rule_id == source.c.b_rule,
-                alert_states.c.subject == source.c.b_subject,
-                alert_states.c.version == source.c.b_version,
-            )
-            .values(
-                **{k: source.c[f"new_{k}"] for k in columns},
-                subject_label=source.c.new_label,
-                updated_at=stamp,
-                write_token=token,
-            )
-            .returning(alert_states.c.rule_id, alert_states.c.subject)
-        )
-        return {(row.rule_id, row.subject) for row in connection.execute(statement)}
-    connection.execute(
+def _conditional_update(columns: Iterable[str], stamp: datetime, token: str) -> Executable:
+    """``UPDATE alert_states ... WHERE rule_id, subject, version = <as read>`` for executemany parameters
+    ``b_rule``, ``b_subject``, ``b_version`` and ``new_<column>``, stamping ``token``."""
+    return (
         update(alert_states)
         .where(
             alert_states.c.rule_id == bindparam("b_rule"),
@@ -375,26 +351,91 @@ def _update_many_conditionally(
             subject_label=bindparam("new_label"),
             updated_at=stamp,
             write_token=token,
-        ),
-        params,
-    )
-    rule_ids = sorted({p["b_rule"] for p in params})
-    return {
-        (row.rule_id, row.subject)
-        for row in connection.execute(
-            select(alert_states.c.rule_id, alert_states.c.subject).where(
-                alert_states.c.write_token == token, alert_states.c.rule_id.in_(rule_ids)
-            )
         )
-    }
+    )
+
+
+_UPDATE_KEYS = {"b_rule": "rule_id", "b_subject": "subject", "b_version": "version", "new_label": "subject_label"}
+"""Parameters of the conditional state update that are named after another column than their own."""
+
+
+def _write_states(
+    connection: Connection,
+    fresh: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    stamp: datetime,
+    token: str,
+) -> set[tuple[int, str]]:
+    """Insert new state rows (skipping (rule, subject) pairs that exist already) and update existing ones
+    at the version they were read; the pairs this batch wrote (won).
+
+    PostgreSQL: ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`` and ``UPDATE ...
+    FROM unnest(...) ... RETURNING``. SQLite: both as executemany through the driver, every written row
+    stamped with ``token``, then one select of the rows carrying it (the batch holds SQLite's write lock,
+    so no other writer can stamp or overwrite them meanwhile).
+    """
+    if not fresh and not updates:
+        return set()
+    columns = [k.removeprefix("new_") for k in (updates[0] if updates else {}) if k.startswith("new_")]
+    columns = [k for k in columns if k != "label"]
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        won = set()
+        if fresh:
+            source = _unnested(fresh, _types(alert_states, fresh[0]))
+            inserted = (
+                postgresql.insert(alert_states)
+                .from_select(list(fresh[0]), select(*source.c))
+                .on_conflict_do_nothing()
+                .returning(alert_states.c.rule_id, alert_states.c.subject)
+            )
+            won |= {(row.rule_id, row.subject) for row in connection.execute(inserted)}
+        if updates:
+            names = {k: alert_states.c[_UPDATE_KEYS.get(k, k.removeprefix("new_"))].type for k in updates[0]}
+            source = _unnested(updates, names)
+            updated = (
+                update(alert_states)
+                .where(
+                    alert_states.c.rule_id == source.c.b_rule,
+                    alert_states.c.subject == source.c.b_subject,
+                    alert_states.c.version == source.c.b_version,
+                )
+                .values(
+                    **{k: source.c[f"new_{k}"] for k in columns},
+                    subject_label=source.c.new_label,
+                    updated_at=stamp,
+                    write_token=token,
+                )
+                .returning(alert_states.c.rule_id, alert_states.c.subject)
+            )
+            won |= {(row.rule_id, row.subject) for row in connection.execute(updated)}
+        return won
+    if dialect == "sqlite":
+        if fresh:
+            _driver_executemany(connection, sqlite.insert(alert_states).on_conflict_do_nothing(), fresh)
+        if updates:
+            _driver_executemany(connection, _conditional_update(columns, stamp, token), updates)
+    else:  # pragma: no cover - other databases: one insert per row inside a savepoint
+        for row in fresh:
+            with connection.begin_nested() as nested:
+                try:
+                    connection.execute(insert(alert_states).values(**row))
+                except Exception:
+                    nested.rollback()
+        if updates:
+            connection.execute(_conditional_update(columns, stamp, token), updates)
+    return _stamped(connection, token, [r["rule_id"] for r in fresh] + [p["b_rule"] for p in updates])
 
 
 def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert event rows in one statement."""
-    if connection.dialect.name == "postgresql":
+    """Insert event rows in one statement (PostgreSQL: from arrays; SQLite: through the driver)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
         source = _unnested(rows, _types(alert_events, rows[0]))
         connection.execute(insert(alert_events).from_select(list(rows[0]), select(*source.c)))
-    else:
+    elif dialect == "sqlite":
+        _driver_executemany(connection, insert(alert_events), rows)
+    else:  # pragma: no cover
         connection.execute(insert(alert_events), rows)
 
 
@@ -498,11 +539,7 @@ def apply_batch(
                         "new_label": label,
                     }
                 )
-    won: set[tuple[int, str]] = set()
-    if fresh_rows:
-        won |= _insert_many_ignoring_conflicts(connection, fresh_rows)
-    if update_params:
-        won |= _update_many_conditionally(connection, update_params, stamp, token)
+    won = _write_states(connection, fresh_rows, update_params, stamp, token)
     lost: list[tuple[Rule, list[Change]]] = []
     events: list[dict[str, Any]] = []
     deliveries: dict[tuple[str, ...], list[str]] = {}
