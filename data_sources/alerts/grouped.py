@@ -124,13 +124,6 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, scale: float) -> np.n
     return result * scale
 
 
-def _group_max(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """The largest non-NaN value per group (NaN for a group without one)."""
-    out = np.full(size, np.nan)
-    np.fmax.at(out, groups, values)
-    return out
-
-
 def _aggregate(how: str, groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """pandas' groupby ``sum``/``min``/``max`` per group: NaN skipped (sum of nothing 0, min/max NaN)."""
     if how == "sum":
@@ -145,7 +138,7 @@ def _medians(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     order = np.lexsort((values, groups))
     ordered = values[order]
     counts = np.bincount(groups, minlength=size)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    starts = np.cumsum(counts) - counts
     out = np.full(size, np.nan)
     has = counts > 0
     low = starts[has] + (counts[has] - 1) // 2
@@ -333,5 +326,5 @@ class GroupedValues:
             per_value = per_key[0] / per_key[1] if len(per_key) == 2 else per_key[0]
         per_value[np.isinf(per_value)] = np.nan
         key_groups = unique_keys // (len(coded.entity_names) + 1)
-        largest = _group_max(key_groups, per_value, size)
+        largest = _aggregate("max", key_groups, per_value, size)
         return Grouped(largest * kpi.scale, ~np.isnan(largest))  # groups whose every value is NaN drop out
