@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, select, update
@@ -307,24 +308,24 @@ def _driver_executemany(connection: Connection, statement: Executable, rows: lis
 
     Each value still passes its column type's bind processor (datetimes, booleans), but not
     SQLAlchemy's per-row parameter handling, which cost three times SQLite's own work for a few
-    thousand rows. Values bound in the statement itself (``updated_at``, the write token) are the
-    same for every row."""
+    thousand rows. Every parameter must come from the rows (no column defaults, no values bound in the
+    statement); otherwise SQLAlchemy runs it as usual.
+    """
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-    if compiled.insert_prefetch or compiled.update_prefetch or compiled.positiontup is None:
-        connection.execute(statement, rows)  # column defaults to fill in, or named parameters: SQLAlchemy's way
-        return
     order = compiled.positiontup
-    processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(order)}
-    fixed = {name: compiled.binds[name].effective_value for name in order if name not in rows[0]}
-    plan = [(name, processors[name], name in fixed) for name in order]
-    data = [
-        tuple(
-            (convert(fixed[name] if constant else row[name]) if convert else (fixed[name] if constant else row[name]))
-            for name, convert, constant in plan
-        )
-        for row in rows
-    ]
+    if order is None or compiled.insert_prefetch or compiled.update_prefetch or not set(order) <= rows[0].keys():
+        connection.execute(statement, rows)
+        return
+    take = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+    processors = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
+    conversions = [(i, convert) for i, convert in enumerate(processors) if convert is not None]
+    data = []
+    for row in rows:
+        values = list(take(row))
+        for i, convert in conversions:
+            values[i] = convert(values[i])
+        data.append(tuple(values))
     connection.exec_driver_sql(str(compiled), data)
 
 
@@ -336,9 +337,9 @@ def _stamped(connection: Connection, token: str, rule_ids: Iterable[int]) -> set
     return {(row.rule_id, row.subject) for row in connection.execute(statement)}
 
 
-def _conditional_update(columns: Iterable[str], stamp: datetime, token: str) -> Executable:
+def _conditional_update(columns: Iterable[str]) -> Executable:
     """``UPDATE alert_states ... WHERE rule_id, subject, version = <as read>`` for executemany parameters
-    ``b_rule``, ``b_subject``, ``b_version`` and ``new_<column>``, stamping ``token``."""
+    ``b_rule``, ``b_subject``, ``b_version``, ``new_label`` and ``new_<column>``."""
     return (
         update(alert_states)
         .where(
@@ -346,12 +347,7 @@ def _conditional_update(columns: Iterable[str], stamp: datetime, token: str) -> 
             alert_states.c.subject == bindparam("b_subject"),
             alert_states.c.version == bindparam("b_version"),
         )
-        .values(
-            **{k: bindparam(f"new_{k}") for k in columns},
-            subject_label=bindparam("new_label"),
-            updated_at=stamp,
-            write_token=token,
-        )
+        .values(**{k: bindparam(f"new_{k}") for k in columns}, subject_label=bindparam("new_label"))
     )
 
 
@@ -363,7 +359,6 @@ def _write_states(
     connection: Connection,
     fresh: list[dict[str, Any]],
     updates: list[dict[str, Any]],
-    stamp: datetime,
     token: str,
 ) -> set[tuple[int, str]]:
     """Insert new state rows (skipping (rule, subject) pairs that exist already) and update existing ones
@@ -400,12 +395,7 @@ def _write_states(
                     alert_states.c.subject == source.c.b_subject,
                     alert_states.c.version == source.c.b_version,
                 )
-                .values(
-                    **{k: source.c[f"new_{k}"] for k in columns},
-                    subject_label=source.c.new_label,
-                    updated_at=stamp,
-                    write_token=token,
-                )
+                .values(**{k: source.c[f"new_{k}"] for k in columns}, subject_label=source.c.new_label)
                 .returning(alert_states.c.rule_id, alert_states.c.subject)
             )
             won |= {(row.rule_id, row.subject) for row in connection.execute(updated)}
@@ -414,7 +404,7 @@ def _write_states(
         if fresh:
             _driver_executemany(connection, sqlite.insert(alert_states).on_conflict_do_nothing(), fresh)
         if updates:
-            _driver_executemany(connection, _conditional_update(columns, stamp, token), updates)
+            _driver_executemany(connection, _conditional_update(columns), updates)
     else:  # pragma: no cover - other databases: one insert per row inside a savepoint
         for row in fresh:
             with connection.begin_nested() as nested:
@@ -423,7 +413,7 @@ def _write_states(
                 except Exception:
                     nested.rollback()
         if updates:
-            connection.execute(_conditional_update(columns, stamp, token), updates)
+            connection.execute(_conditional_update(columns), updates)
     return _stamped(connection, token, [r["rule_id"] for r in fresh] + [p["b_rule"] for p in updates])
 
 
@@ -537,9 +527,11 @@ def apply_batch(
                         "new_version": change.previous.version + 1,
                         "new_ward": ward,
                         "new_label": label,
+                        "new_updated_at": stamp,
+                        "new_write_token": token,
                     }
                 )
-    won = _write_states(connection, fresh_rows, update_params, stamp, token)
+    won = _write_states(connection, fresh_rows, update_params, token)
     lost: list[tuple[Rule, list[Change]]] = []
     events: list[dict[str, Any]] = []
     deliveries: dict[tuple[str, ...], list[str]] = {}

@@ -295,6 +295,7 @@ def observations_of(
 ) -> dict[str, Observation]:
     """Observations of only these subjects (ward or entity keys)."""
     warning, critical = _fixed(rule.warning), _fixed(rule.critical)
+    by_attribute = rule.uses_attributes
     found = {}
     for subject in subjects:
         kind, code = subject_parts(subject)
@@ -303,7 +304,7 @@ def observations_of(
             found[subject] = Observation(value, warning, critical, stale)
         elif kind == "entity":
             value = values.by_entity(kpi).get(code or "")
-            w, c = observations_for_subject(rule, values, subject) if rule.uses_attributes else (warning, critical)
+            w, c = observations_for_subject(rule, values, subject) if by_attribute else (warning, critical)
             found[subject] = Observation(value, w, c, stale)
         else:
             found[subject] = Observation(values.province(kpi), warning, critical, stale)
