@@ -21,7 +21,8 @@ Prints the median of ``--repeat`` runs next to the target.
 another checkout first, then on this one, ``--rounds`` times alternately, and prints both columns side
 by side (each cell the median over the rounds) with the machine's load average around every run and
 where each checkout's ``data_sources`` was imported from. The other checkout needs no virtualenv: its
-own ``bench/alerts.py`` puts its tree first on ``sys.path``.
+own ``bench/alerts.py`` puts its tree first on ``sys.path`` (it builds its own cached warehouse in its
+``bench/.cache/`` the first time).
 
 ``--dataset`` with entities (``traffic_readings``, ``env_air``, ...) times per-entity rules instead:
 60 % each station/segment, 30 % each ward, 10 % province, on the KPIs kept per entity; "moved" then
@@ -287,16 +288,24 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def run_python(arguments: list[str], cwd: Path | None = None) -> str:
+    """Standard output of this interpreter run with ``arguments`` (without ``PYTHONPATH``, so a checkout's
+    own tree decides what is imported); stops with its error output when it fails."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, *arguments], cwd=cwd, env=environment, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
 def checkout_run(checkout: Path, args) -> tuple[dict[str, tuple[float, int, int, int]], str]:
     """This script's table on ``checkout`` (its own code, in a subprocess), and the load average around it."""
-    command = [sys.executable, str(checkout / "bench" / "alerts.py"), "--scale", str(args.scale)]
-    command += ["--rules", str(args.rules), "--repeat", str(args.repeat), "--dataset", args.dataset]
-    command += ["--postgres"] if args.postgres else []
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [str(checkout / "bench" / "alerts.py"), "--scale", str(args.scale), "--rules", str(args.rules)]
+    command += ["--repeat", str(args.repeat), "--dataset", args.dataset] + (["--postgres"] if args.postgres else [])
     before = load_average()
-    done = subprocess.run(command, cwd=checkout, env=environment, capture_output=True, text=True, check=True)
+    output = run_python(command, cwd=checkout)
     rows = {}
-    for line in done.stdout.splitlines():
+    for line in output.splitlines():
         found = ROW.match(line)
         if found:
             name, median, *counts = found.groups()
@@ -307,9 +316,7 @@ def checkout_run(checkout: Path, args) -> tuple[dict[str, tuple[float, int, int,
 def imported_from(checkout: Path) -> str:
     """Where ``checkout``'s bench script imports ``data_sources`` from (its tree first on ``sys.path``)."""
     code = f"import sys; sys.path.insert(0, {str(checkout)!r}); import data_sources; print(data_sources.__file__)"
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
-    return str(Path(done.stdout.strip()).parent)
+    return str(Path(run_python(["-c", code]).strip()).parent)
 
 
 def revision(checkout: Path) -> str:
