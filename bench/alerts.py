@@ -1,6 +1,7 @@
 """Alert evaluation after a poll: 1,000 rules over the 40 Huế wards, against the issue's 200 ms target.
 
     python bench/alerts.py [--scale 0.1] [--rules 1000] [--repeat 5] [--postgres] [--dataset feedback]
+    python bench/alerts.py --baseline-dir /work/main [--rounds 2] [--repeat 5] [--postgres] [--dataset ...]
     python bench/alerts.py --by-entity-cost [--repeat 7]
 
 Builds (once, cached in bench/.cache/) a demo warehouse, polls the ``feedback`` dataset into a
@@ -16,6 +17,13 @@ queue notifications. Three situations:
 
 Prints the median of ``--repeat`` runs next to the target.
 
+``--baseline-dir DIR`` runs the same command (this script with the same options) in a subprocess on
+another checkout first, then on this one, ``--rounds`` times alternately, and prints both columns side
+by side (each cell the median over the rounds) with the machine's load average around every run and
+where each checkout's ``data_sources`` was imported from. The other checkout needs no virtualenv: its
+own ``bench/alerts.py`` puts its tree first on ``sys.path`` (it builds its own cached warehouse in its
+``bench/.cache/`` the first time).
+
 ``--dataset`` with entities (``traffic_readings``, ``env_air``, ...) times per-entity rules instead:
 60 % each station/segment, 30 % each ward, 10 % province, on the KPIs kept per entity; "moved" then
 scales the first measure of every KPI in the fine buckets too.
@@ -30,9 +38,12 @@ entities, with the flag off and on, the rows, pandas memory and stored (Arrow IP
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -267,6 +278,87 @@ def by_entity_cost(args) -> None:
             engine.dispose()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+ROW = re.compile(r"^((?:SQLite|PostgreSQL) app DB \w+)\s+([\d.]+)\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)")
+"""A result line of ``main``: situation, median ms, (target), changes, subjects, active alerts."""
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_python(arguments: list[str], cwd: Path | None = None) -> str:
+    """Standard output of this interpreter run with ``arguments`` (without ``PYTHONPATH``, so a checkout's
+    own tree decides what is imported); stops with its error output when it fails."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, *arguments], cwd=cwd, env=environment, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def checkout_run(checkout: Path, args) -> tuple[dict[str, tuple[float, int, int, int]], str]:
+    """This script's table on ``checkout`` (its own code, in a subprocess), and the load average around it."""
+    command = [str(checkout / "bench" / "alerts.py"), "--scale", str(args.scale), "--rules", str(args.rules)]
+    command += ["--repeat", str(args.repeat), "--dataset", args.dataset] + (["--postgres"] if args.postgres else [])
+    before = load_average()
+    output = run_python(command, cwd=checkout)
+    rows = {}
+    for line in output.splitlines():
+        found = ROW.match(line)
+        if found:
+            name, median, *counts = found.groups()
+            rows[name] = (float(median), *(int(c) for c in counts))
+    return rows, f"{before} -> {load_average()}"
+
+
+def imported_from(checkout: Path) -> str:
+    """Where ``checkout``'s bench script imports ``data_sources`` from (its tree first on ``sys.path``)."""
+    code = f"import sys; sys.path.insert(0, {str(checkout)!r}); import data_sources; print(data_sources.__file__)"
+    return str(Path(run_python(["-c", code]).strip()).parent)
+
+
+def revision(checkout: Path) -> str:
+    """The checkout's commit, marked when it has uncommitted changes."""
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "")
+
+
+def compare(args) -> None:
+    """Baseline and this checkout side by side (see the module docstring)."""
+    checkouts = {"baseline": args.baseline_dir.resolve(), "this": ROOT}
+    runs: dict[str, list[dict]] = {"baseline": [], "this": []}
+    for round_number in range(1, args.rounds + 1):
+        for name, checkout in checkouts.items():
+            rows, load = checkout_run(checkout, args)
+            runs[name].append(rows)
+            print(f"round {round_number} {name:<8} load average {load}", flush=True)
+    print(f"\nAlert evaluation after one poll of '{args.dataset}': {args.rules} rules, 40 wards, scale {args.scale};")
+    print(f"median of {args.repeat} evaluations per run, median over {args.rounds} round(s) per cell")
+    for name, checkout in checkouts.items():
+        print(f"  {name:<8} {checkout} at {revision(checkout)}, imports {imported_from(checkout)}")
+    print(
+        f"{'situation':<28} {'baseline ms':>11} {'this ms':>8} {'target':>6} {'changes':>8} {'subjects':>9}"
+        f" {'active':>7}  verdict"
+    )
+    for situation in runs["this"][0]:
+        before = statistics.median(r[situation][0] for r in runs["baseline"] if situation in r)
+        after = statistics.median(r[situation][0] for r in runs["this"])
+        _, changes, subjects, live = runs["this"][0][situation]
+        verdict = "ok" if after < TARGET_MS else "OVER TARGET"
+        counted = {r[situation][1:] for run in runs.values() for r in run if situation in r}
+        if len(counted) > 1:  # the same evaluation must change the same states on both checkouts
+            verdict += f"; counts differ between checkouts: {sorted(counted)}"
+        print(
+            f"{situation:<28} {before:>11.1f} {after:>8.1f} {TARGET_MS:>6.0f} {changes:>8} {subjects:>9}"
+            f" {live:>7}  {verdict}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1)
@@ -275,9 +367,14 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="also with the app database on PostgreSQL")
     parser.add_argument("--dataset", default=DATASET, help="dataset whose rules are timed (with entities: per entity)")
     parser.add_argument("--by-entity-cost", action="store_true", help="price by_entity instead (full-scale demo)")
+    parser.add_argument("--baseline-dir", type=Path, default=None, help="another checkout to measure first")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline-dir: alternate runs this many times")
     args = parser.parse_args()
     if args.by_entity_cost:
         by_entity_cost(args)
+        return
+    if args.baseline_dir is not None:
+        compare(args)
         return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -292,6 +389,7 @@ def main() -> None:
         finally:
             drop_postgres_database(name)
     print(f"\nAlert evaluation after one poll of '{args.dataset}': {args.rules} rules, 40 wards, scale {args.scale}")
+    print(f"load average {load_average()}")
     header = f"{'situation':<30} {'median ms':>10} {'target ms':>10} {'changes':>8} {'subjects':>9} {'active':>7}"
     print(header + "  verdict")
     for name, median, changes, subjects, live in rows:

@@ -19,7 +19,15 @@ from config.roles import Scope
 from data_sources.admin_units import crosswalk as unit_crosswalk
 from data_sources.admin_units import current_units
 from data_sources.alerts.engine import AlertEngine
-from data_sources.alerts.evaluate import ACKNOWLEDGED, FIRING, RESOLVED, AlertState, Change, TransitionError
+from data_sources.alerts.evaluate import (
+    ACKNOWLEDGED,
+    FIRING,
+    RESOLVED,
+    AlertState,
+    Change,
+    Event,
+    TransitionError,
+)
 from data_sources.alerts.model import Rule, Threshold
 from data_sources.alerts.store import (
     ConflictError,
@@ -28,6 +36,7 @@ from data_sources.alerts.store import (
     acknowledge_alert,
     active_alerts,
     alert_history,
+    apply_batch,
     apply_changes,
     create_silence,
     end_silence,
@@ -223,6 +232,65 @@ class TestEvaluationInTheDatabase:
         assert apply_changes(app_db, rule, "feedback", [inserted_twice], lambda s: (None, None), clock()) == [
             "ward:19774"
         ]
+
+    def test_one_batch_keeps_the_rows_it_won_and_hands_back_the_others(self, app_db, world, clock):
+        """Inserts and conditional updates of several rules in one batch: a row whose version moved on and a
+        subject inserted meanwhile are handed back; events and outbox rows are written for the won rows only."""
+        hook = save_rule(app_db, feedback_rule(), actor="van_hanh", now=clock())
+        mail = save_rule(app_db, feedback_rule(name="Thư", targets=("truc@hue.gov.vn",)), actor="van_hanh", now=clock())
+        make_engine(app_db, world, clock).evaluate_dataset(
+            "feedback", snapshot=open_reports(clock(), {PHU_XUAN: 30, THUAN_HOA: 30})
+        )
+        before = load_states(app_db, [hook.id, mail.id])
+        clock.advance(minutes=1)
+        now = clock()
+
+        def change(subject: str, previous: AlertState, state: str, kind: str) -> Change:
+            event_id = f"{kind}-{subject}-{previous.version}"
+            event = Event(event_id, "a1", kind, previous.state, state, "warning", 3.0, 20.0, now, notify=True)
+            return Change(subject, previous, replace(previous, state=state, since=now, notified=False), (event,))
+
+        phu_xuan, thuan_hoa, other = f"ward:{PHU_XUAN}", f"ward:{THUAN_HOA}", "ward:19777"
+        outdated = replace(before[hook.id][thuan_hoa], version=before[hook.id][thuan_hoa].version - 1)
+        hook_changes = [
+            change(phu_xuan, before[hook.id][phu_xuan], RESOLVED, "resolved"),  # won
+            change(thuan_hoa, outdated, RESOLVED, "resolved"),  # lost: the row is a version further
+        ]
+        mail_changes = [
+            change(other, AlertState(), FIRING, "fired"),  # won: a new row
+            change(phu_xuan, AlertState(), FIRING, "fired"),  # lost: the row exists already
+        ]
+        with app_db.begin() as connection:
+            lost = apply_batch(
+                connection,
+                [(hook, "feedback", hook_changes), (mail, "feedback", mail_changes)],
+                lambda subject: (subject.removeprefix("ward:"), None),
+                now,
+            )
+
+        assert {(rule.id, c.subject) for rule, changes in lost for c in changes} == {
+            (hook.id, thuan_hoa),
+            (mail.id, phu_xuan),
+        }
+        after = load_states(app_db, [hook.id, mail.id])
+        assert after[hook.id][phu_xuan] == replace(hook_changes[0].state, version=2), "every field round-trips"
+        assert after[hook.id][thuan_hoa] == before[hook.id][thuan_hoa]
+        assert after[mail.id][other] == replace(mail_changes[0].state, version=1)
+        assert after[mail.id][phu_xuan] == before[mail.id][phu_xuan]
+        ours = {event.event_id for c in hook_changes + mail_changes for event in c.events}
+        written = [e for e in events_of(app_db) if e["event_id"] in ours]
+        assert sorted((e["rule_id"], e["subject"], e["kind"]) for e in written) == sorted(
+            [(hook.id, phu_xuan, "resolved"), (mail.id, other, "fired")]
+        )
+        with app_db.connect() as connection:
+            outbox = connection.execute(
+                select(alert_deliveries.c.event_id, alert_deliveries.c.target).where(
+                    alert_deliveries.c.event_id.in_([e["event_id"] for e in written])
+                )
+            ).all()
+        assert sorted(outbox) == sorted(
+            [(f"resolved-{phu_xuan}-1", "https://hook.example.vn/ioc"), (f"fired-{other}-0", "truc@hue.gov.vn")]
+        ), "each rule's own targets, for the won rows only"
 
 
 class TestConcurrentAcknowledgeAndResolve:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
 
 from config.datasets import load_datasets
 from data_sources.alerts.evaluate import (
+    _IDS,
     ACKNOWLEDGED,
     CRITICAL,
     FIRING,
@@ -397,6 +399,14 @@ class TestEvaluateRule:
         firing, _ = evaluate(rule, "entity:gone", Observation(250, 150, 200), AlertState(), clock())
         changes = evaluate_rule(rule, {}, {"entity:gone": firing}, clock())
         assert [c.state.state for c in changes] == [RESOLVED]
+
+    def test_ids_are_the_uuid5_of_the_inputs_so_a_repeated_evaluation_writes_the_same_ids(self, clock):
+        rule = replace(aqi_rule(), id=7)
+        fired, [event] = evaluate(rule, "ward:19753", Observation(250, 150, 200), AlertState(), clock())
+        alert_name = f"7|ward:19753|alert|{clock().isoformat()}"
+        assert fired.alert_id == uuid.uuid5(_IDS, alert_name).hex
+        event_name = f"7|ward:19753|{fired.alert_id}|fired|{clock().isoformat()}"
+        assert event.event_id == uuid.uuid5(_IDS, event_name).hex
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ rules of datasets that have gone stale, which is when the rules' no-data behavio
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from config.datasets import DatasetCatalogue
 from data_sources.alerts.evaluate import Change, evaluate_rule
@@ -43,6 +43,11 @@ from data_sources.snapshots import Snapshot, SnapshotStore
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+
+
+def never_silenced(_subject: str) -> bool:
+    """No silence in force: nothing to look up per subject."""
+    return False
 
 
 @dataclass
@@ -115,22 +120,29 @@ class AlertEngine:
             dataset = self.catalogue.get(dataset_id)
         except KeyError:
             return report
-        rules = rules if rules is not None else self._enabled_rules(dataset_id)
-        if not rules:
-            return report
+        with self.app_db.connect() as connection:  # every read on one connection
+            rules = rules if rules is not None else self._enabled_rules(dataset_id, connection)
+            if not rules:
+                return report
+            usable = []
+            for rule in rules:
+                if self._usable(rule):
+                    usable.append(rule)
+                else:
+                    report.invalid_rules.append(rule.id or 0)
+            silences = active_silences(connection, now)
+            states = load_states(connection, [r.id for r in usable if r.id is not None], live_only=True)
         snapshot = snapshot or self.store.get(dataset_id)
         report.stale = is_stale(dataset, snapshot, now)
         if snapshot is None:
             snapshot = Snapshot(dataset_id, 0, now)
         values = SubjectValues(dataset, snapshot, now, self.crosswalk, self.ward_codes)
-        silences = active_silences(self.app_db, now)
-        usable = []
-        for rule in rules:
-            if self._usable(rule):
-                usable.append(rule)
-            else:
-                report.invalid_rules.append(rule.id or 0)
-        states = load_states(self.app_db, [r.id for r in usable if r.id is not None], live_only=True)
+
+        def silenced_for(rule: Rule) -> Callable[[str], bool]:
+            if not silences:
+                return never_silenced
+            return lambda subject: is_silenced(silences, rule.id, subject_ward(subject, values), now)
+
         observed: dict[int, dict] = {}
         pending: list[tuple[Rule, list[Change]]] = []
         for rule in usable:
@@ -141,13 +153,7 @@ class AlertEngine:
             observed[rule.id] = seen
             report.rules += 1
             report.subjects += subject_count(rule, kpi, values)
-            changes = evaluate_rule(
-                rule,
-                seen,
-                previous,
-                now,
-                silenced=lambda subject, rule=rule: is_silenced(silences, rule.id, subject_ward(subject, values), now),
-            )
+            changes = evaluate_rule(rule, seen, previous, now, silenced=silenced_for(rule))
             if changes:
                 pending.append((rule, changes))
 
@@ -179,21 +185,19 @@ class AlertEngine:
                     {s: o for s, o in observed[rule.id].items() if s in subjects},
                     {s: st for s, st in fresh.get(rule.id, {}).items() if s in subjects},
                     now,
-                    silenced=lambda subject, rule=rule: is_silenced(
-                        silences, rule.id, subject_ward(subject, values), now
-                    ),
+                    silenced=silenced_for(rule),
                 )
                 if changes:
                     pending.append((rule, changes))
         return report
 
-    def _enabled_rules(self, dataset_id: str) -> list[Rule]:
+    def _enabled_rules(self, dataset_id: str, connection: Connection) -> list[Rule]:
         """Enabled rules of a dataset, re-read only when a cheap fingerprint of the rules table changed."""
-        fingerprint = rules_fingerprint(self.app_db, dataset_id)
+        fingerprint = rules_fingerprint(connection, dataset_id)
         cached = self._rules.get(dataset_id)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        rules = list_rules(self.app_db, dataset=dataset_id, enabled_only=True)
+        rules = list_rules(connection, dataset=dataset_id, enabled_only=True)
         self._rules[dataset_id] = (fingerprint, rules)
         return rules
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
 from config.roles import Scope
 from data_sources.alerts.evaluate import (
@@ -183,20 +189,30 @@ def get_rule(engine: Engine, rule_id: int) -> Rule | None:
     return rule_from_row(row) if row else None
 
 
-def list_rules(engine: Engine, *, dataset: str | None = None, enabled_only: bool = False) -> list[Rule]:
+@contextmanager
+def reading(bind: Engine | Connection) -> Iterator[Connection]:
+    """``bind`` itself when it is a connection (several reads on one), else a connection of its own."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as connection:
+            yield connection
+
+
+def list_rules(engine: Engine | Connection, *, dataset: str | None = None, enabled_only: bool = False) -> list[Rule]:
     """Stored rules by name."""
     statement = select(alert_rules).order_by(alert_rules.c.name, alert_rules.c.id)
     if dataset is not None:
         statement = statement.where(alert_rules.c.dataset == dataset)
     if enabled_only:
         statement = statement.where(alert_rules.c.enabled.is_(True))
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [rule_from_row(row) for row in connection.execute(statement)]
 
 
-def rules_fingerprint(engine: Engine, dataset: str) -> tuple:
+def rules_fingerprint(engine: Engine | Connection, dataset: str) -> tuple:
     """Count, highest id and sum of versions of a dataset's rules: changes whenever a rule does."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(
             select(func.count(), func.max(alert_rules.c.id), func.sum(alert_rules.c.version)).where(
                 alert_rules.c.dataset == dataset
@@ -250,17 +266,10 @@ def load_states(
         statement = statement.where(alert_states.c.subject.in_(list(subjects)))
     if live_only:
         statement = statement.where(alert_states.c.state.in_(LIVE_STATES))
-
-    def read(connection: Connection) -> None:
+    with reading(engine) as connection:
         for row in connection.execute(statement):
             if row.rule_id in found:
                 found[row.rule_id][row.subject] = state_from_row(row)
-
-    if isinstance(engine, Connection):
-        read(engine)
-    else:
-        with engine.connect() as connection:
-            read(connection)
     return found
 
 
@@ -281,25 +290,143 @@ def _state_values(state: AlertState) -> dict[str, Any]:
     }
 
 
-def _insert_many_ignoring_conflicts(connection: Connection, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
-    """Insert state rows, skipping (rule, subject) pairs that exist already; the subjects inserted."""
+def _unnested(rows: Sequence[Mapping[str, Any]], types: Mapping[str, TypeEngine]) -> TableValuedAlias:
+    """Rows as ``unnest(:a::type[], :b::type[], ...) AS anon(a, b, ...)`` (PostgreSQL): one array parameter
+    per column, so the statement's text is the same for any number of rows. A multi-row ``VALUES`` list
+    of thousands of placeholders is parsed afresh by the driver on every call (psycopg caches only
+    statements up to 4 kB), which cost more than the database's own work."""
+    arrays = [bindparam(f"u_{name}", [row[name] for row in rows], type_=ARRAY(types[name])) for name in types]
+    return func.unnest(*arrays).table_valued(*types).render_derived()
+
+
+def _types(table: Table, names: Iterable[str]) -> dict[str, TypeEngine]:
+    return {name: table.c[name].type for name in names}
+
+
+def _driver_executemany(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``statement`` once per row, handed to the driver's ``executemany`` as plain tuples (SQLite).
+
+    Each value still passes its column type's bind processor (datetimes, booleans), but not
+    SQLAlchemy's per-row parameter handling, which cost three times SQLite's own work for a few
+    thousand rows. Every parameter must come from the rows (no column defaults, no values bound in the
+    statement); otherwise SQLAlchemy runs it as usual.
+    """
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    order = compiled.positiontup
+    if order is None or compiled.insert_prefetch or compiled.update_prefetch or not set(order) <= rows[0].keys():
+        connection.execute(statement, rows)
+        return
+    take = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+    processors = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
+    conversions = [(i, convert) for i, convert in enumerate(processors) if convert is not None]
+    data = []
+    for row in rows:
+        values = list(take(row))
+        for i, convert in conversions:
+            values[i] = convert(values[i])
+        data.append(tuple(values))
+    connection.exec_driver_sql(str(compiled), data)
+
+
+def _stamped(connection: Connection, token: str, rule_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """The (rule, subject) pairs whose state rows carry this batch's write token."""
+    statement = select(alert_states.c.rule_id, alert_states.c.subject).where(
+        alert_states.c.write_token == token, alert_states.c.rule_id.in_(sorted(set(rule_ids)))
+    )
+    return {(row.rule_id, row.subject) for row in connection.execute(statement)}
+
+
+def _conditional_update(columns: Iterable[str]) -> Executable:
+    """``UPDATE alert_states ... WHERE rule_id, subject, version = <as read>`` for executemany parameters
+    ``b_rule``, ``b_subject``, ``b_version``, ``new_label`` and ``new_<column>``."""
+    return (
+        update(alert_states)
+        .where(
+            alert_states.c.rule_id == bindparam("b_rule"),
+            alert_states.c.subject == bindparam("b_subject"),
+            alert_states.c.version == bindparam("b_version"),
+        )
+        .values(**{k: bindparam(f"new_{k}") for k in columns}, subject_label=bindparam("new_label"))
+    )
+
+
+_UPDATE_KEYS = {"b_rule": "rule_id", "b_subject": "subject", "b_version": "version", "new_label": "subject_label"}
+"""Parameters of the conditional state update that are named after another column than their own."""
+
+
+def _write_states(
+    connection: Connection,
+    fresh: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    token: str,
+) -> set[tuple[int, str]]:
+    """Insert new state rows (skipping (rule, subject) pairs that exist already) and update existing ones
+    at the version they were read; the pairs this batch wrote (won).
+
+    PostgreSQL: ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`` and ``UPDATE ...
+    FROM unnest(...) ... RETURNING``. SQLite: both as executemany through the driver, every written row
+    stamped with ``token``, then one select of the rows carrying it (the batch holds SQLite's write lock,
+    so no other writer can stamp or overwrite them meanwhile).
+    """
+    if not fresh and not updates:
+        return set()
+    columns = [k.removeprefix("new_") for k in (updates[0] if updates else {}) if k.startswith("new_")]
+    columns = [k for k in columns if k != "label"]
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        statement = postgresql.insert(alert_states).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(alert_states).on_conflict_do_nothing()
+        won = set()
+        if fresh:
+            source = _unnested(fresh, _types(alert_states, fresh[0]))
+            inserted = (
+                postgresql.insert(alert_states)
+                .from_select(list(fresh[0]), select(*source.c))
+                .on_conflict_do_nothing()
+                .returning(alert_states.c.rule_id, alert_states.c.subject)
+            )
+            won |= {(row.rule_id, row.subject) for row in connection.execute(inserted)}
+        if updates:
+            names = {k: alert_states.c[_UPDATE_KEYS.get(k, k.removeprefix("new_"))].type for k in updates[0]}
+            source = _unnested(updates, names)
+            updated = (
+                update(alert_states)
+                .where(
+                    alert_states.c.rule_id == source.c.b_rule,
+                    alert_states.c.subject == source.c.b_subject,
+                    alert_states.c.version == source.c.b_version,
+                )
+                .values(**{k: source.c[f"new_{k}"] for k in columns}, subject_label=source.c.new_label)
+                .returning(alert_states.c.rule_id, alert_states.c.subject)
+            )
+            won |= {(row.rule_id, row.subject) for row in connection.execute(updated)}
+        return won
+    if dialect == "sqlite":
+        if fresh:
+            _driver_executemany(connection, sqlite.insert(alert_states).on_conflict_do_nothing(), fresh)
+        if updates:
+            _driver_executemany(connection, _conditional_update(columns), updates)
     else:  # pragma: no cover - other databases: one insert per row inside a savepoint
-        inserted = set()
-        for row in rows:
+        for row in fresh:
             with connection.begin_nested() as nested:
                 try:
                     connection.execute(insert(alert_states).values(**row))
-                    inserted.add((row["rule_id"], row["subject"]))
                 except Exception:
                     nested.rollback()
-        return inserted
-    result = connection.execute(statement.returning(alert_states.c.rule_id, alert_states.c.subject), rows)
-    return {(row.rule_id, row.subject) for row in result}
+        if updates:
+            connection.execute(_conditional_update(columns), updates)
+    return _stamped(connection, token, [r["rule_id"] for r in fresh] + [p["b_rule"] for p in updates])
+
+
+def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows in one statement (PostgreSQL: from arrays; SQLite: through the driver)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        source = _unnested(rows, _types(alert_events, rows[0]))
+        connection.execute(insert(alert_events).from_select(list(rows[0]), select(*source.c)))
+    elif dialect == "sqlite":
+        _driver_executemany(connection, insert(alert_events), rows)
+    else:  # pragma: no cover
+        connection.execute(insert(alert_events), rows)
 
 
 def _event_values(rule: Rule, sector: str, subject: str, ward: str | None, label: str | None, event: Event) -> dict:
@@ -359,10 +486,11 @@ def apply_batch(
 ) -> list[tuple[Rule, list[Change]]]:
     """Write many rules' changes in a few statements, each row conditional on its version.
 
-    New rows: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. Existing rows: one
-    executemany ``UPDATE ... WHERE version = <read version>`` stamping a fresh write token, then one
-    ``SELECT`` of the rows carrying that token: those are the ones this batch won. Events and outbox
-    rows are written only for won rows. Returns the lost changes per rule, to be re-read and re-evaluated.
+    New rows: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. Existing rows: an
+    ``UPDATE ... WHERE version = <read version>`` per row, whose result says which rows this batch won
+    (``_update_many_conditionally``). Events (one multi-row insert) and outbox rows (one per distinct
+    set of targets) are written only for won rows. On PostgreSQL each statement takes its rows as
+    arrays (``_unnested``). Returns the lost changes per rule, to be re-read and re-evaluated.
     """
     stamp = utc(now)
     token = uuid.uuid4().hex
@@ -399,42 +527,14 @@ def apply_batch(
                         "new_version": change.previous.version + 1,
                         "new_ward": ward,
                         "new_label": label,
+                        "new_updated_at": stamp,
+                        "new_write_token": token,
                     }
                 )
-    won: set[tuple[int, str]] = set()
-    if fresh_rows:
-        won |= _insert_many_ignoring_conflicts(connection, fresh_rows)
-    if update_params:
-        columns = [k.removeprefix("new_") for k in update_params[0] if k.startswith("new_")]
-        named = {"version", "ward", "label"}
-        connection.execute(
-            update(alert_states)
-            .where(
-                alert_states.c.rule_id == bindparam("b_rule"),
-                alert_states.c.subject == bindparam("b_subject"),
-                alert_states.c.version == bindparam("b_version"),
-            )
-            .values(
-                **{k: bindparam(f"new_{k}") for k in columns if k not in named},
-                ward=bindparam("new_ward"),
-                subject_label=bindparam("new_label"),
-                version=bindparam("new_version"),
-                updated_at=stamp,
-                write_token=token,
-            ),
-            update_params,
-        )
-        rule_ids = sorted({p["b_rule"] for p in update_params})
-        won |= {
-            (row.rule_id, row.subject)
-            for row in connection.execute(
-                select(alert_states.c.rule_id, alert_states.c.subject).where(
-                    alert_states.c.write_token == token, alert_states.c.rule_id.in_(rule_ids)
-                )
-            )
-        }
+    won = _write_states(connection, fresh_rows, update_params, token)
     lost: list[tuple[Rule, list[Change]]] = []
-    events, deliveries = [], []
+    events: list[dict[str, Any]] = []
+    deliveries: dict[tuple[str, ...], list[str]] = {}
     for rule, sector, changes in batch:
         rule_lost = []
         for change in changes:
@@ -445,13 +545,13 @@ def apply_batch(
             for event in change.events:
                 events.append(_event_values(rule, sector, change.subject, ward, label, event))
                 if event.notify and rule.targets:
-                    deliveries.append((event.event_id, rule.targets))
+                    deliveries.setdefault(rule.targets, []).append(event.event_id)
         if rule_lost:
             lost.append((rule, rule_lost))
     if events:
-        connection.execute(insert(alert_events), events)
-    for event_id, targets in deliveries:
-        enqueue_deliveries(connection, [event_id], targets, now)
+        _insert_events(connection, events)
+    for targets, event_ids in deliveries.items():
+        enqueue_deliveries(connection, event_ids, targets, now)
     return lost
 
 
@@ -605,9 +705,7 @@ def active_silences(engine: Engine | Connection, now: datetime) -> list[Silence]
         )
         .order_by(alert_silences.c.ends_at)
     )
-    if isinstance(engine, Connection):
-        return [_silence(row) for row in engine.execute(statement)]
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [_silence(row) for row in connection.execute(statement)]
 
 

@@ -7,6 +7,7 @@ through ``aware``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import (
     Boolean,
@@ -172,8 +173,10 @@ def create_alert_schema(engine: Engine) -> None:
         index.create(engine, checkfirst=True)
 
 
+@lru_cache(maxsize=1024)
 def utc(moment: datetime) -> datetime:
-    """An aware datetime in UTC, as stored (naive input is local wall time)."""
+    """An aware datetime in UTC, as stored (naive input is local wall time). Cached: a batch of state
+    changes converts the same few moments thousands of times."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=LOCAL_TZ)
     return moment.astimezone(UTC)

@@ -1,15 +1,17 @@
 """KPI values per alert subject from a snapshot, and the 7-day replay behind the rules page's preview.
 
-Per ward and per entity the values are computed in one grouped pass (one ``compute_kpi`` per ward
-would cost ~45 ms per KPI over 40 wards); ``tests/test_alert_values.py`` checks that they equal
-``data_sources.kpis.compute_kpi`` for every configured KPI. The province value *is* ``compute_kpi``,
-the figure the overview tile shows. KPI kinds this module does not know fall back to
-``kpi_by_ward`` (per ward) and cannot be watched per entity (validation refuses it).
+Per ward, per entity and for the province the values come from ``grouped.GroupedValues``: the
+snapshot's frames integer-coded once, every KPI a few numpy passes (one ``compute_kpi`` per ward
+would cost ~45 ms per KPI over 40 wards; a pandas groupby per KPI and grouping 2–10 ms).
+``tests/test_alert_values.py`` checks that they equal ``data_sources.kpis.compute_kpi`` for every
+configured KPI, ward and entity, and the province value is the figure the overview tile shows. KPI
+kinds ``grouped`` does not know fall back to ``compute_kpi`` (province) and ``kpi_by_ward`` (per
+ward) and cannot be watched per entity (validation refuses it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,10 +32,10 @@ from data_sources.alerts.evaluate import (
     subject_parts,
     ward_subject,
 )
+from data_sources.alerts.grouped import GROUPED_KINDS, HOURLY_ENTITY, PER_ENTITY, PER_WARD, GroupedValues
 from data_sources.alerts.model import (
     EACH_ENTITY,
     EACH_WARD,
-    HOURLY_ENTITY_WINDOWS,
     NO_DATA_ALERT,
     PROVINCE,
     WARD,
@@ -44,11 +46,8 @@ from data_sources.clock import from_local_naive
 from data_sources.kpis import (
     LATEST_HORIZON_FACTOR,
     compute_kpi,
-    frame_bucket_seconds,
-    kpi_by_entity,
     kpi_by_ward,
     kpi_measure_agg,
-    window_frame,
     window_start,
     with_wards,
 )
@@ -57,9 +56,6 @@ from data_sources.kpis import (
 )
 from data_sources.poller import (
     BUCKET,
-    DURATION_END,
-    DURATION_NAME,
-    DURATION_VALUE,
     ENTITY,
     UNIT,
     bucket_start,
@@ -67,18 +63,14 @@ from data_sources.poller import (
 )
 from data_sources.snapshots import Snapshot
 
-KNOWN_KINDS = ("sum", "ratio", "mean", "state", "state_ratio", "latest_ratio", "latest_max")
-GROUPED_KINDS = (*KNOWN_KINDS, "median")
-"""Kinds computed per ward in one grouped pass; medians have no hourly history, so the preview shows
-only their current value (as for the state kinds)."""
+KNOWN_KINDS = tuple(kind for kind in GROUPED_KINDS if kind != "median")
+"""Kinds watched per entity and replayed by the preview; medians have no hourly history, so the preview
+shows only their current value (as for the state kinds)."""
 WINDOWED_KINDS = ("sum", "ratio", "mean")
 ZERO_WHEN_EMPTY = ("sum", "state")
 """Kinds whose value over no rows is 0 (a count of nothing), not "no value"."""
 HOUR = 3600
-PROVINCE_GROUP = "_province"
 PREVIEW_DAYS = 7
-HOURLY_ENTITY = "hourly_entity"
-"""The hourly rollup per entity (35 days) that ``by_entity`` datasets publish: per-entity previews replay it."""
 ENTITY_PREVIEW_HOURS = 48
 """Without ``hourly_entity`` the snapshot keeps per-entity detail only in its 48-hour fine buckets."""
 
@@ -94,111 +86,6 @@ def _selected(frame: pd.DataFrame, crosswalk: dict[str, str]) -> pd.DataFrame:
 def _ratio(numerator: pd.Series, denominator: pd.Series, scale: float) -> pd.Series:
     result = numerator.astype("float64") / denominator.astype("float64").where(denominator != 0)
     return result.replace([np.inf, -np.inf], np.nan) * scale
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series(0.0, index=frame.index)
-
-
-def grouped_kpi(
-    dataset: Dataset,
-    kpi: Kpi,
-    snapshot: Snapshot,
-    now: datetime,
-    crosswalk: dict[str, str],
-    key: str,
-    frames: Mapping[str, pd.DataFrame] | None = None,
-) -> pd.Series:
-    """The KPI per ward (``key="ward"``), per entity (``"entity"``) or for the province (``"province"``).
-
-    Groups without data are absent. ``frames`` may hold the snapshot's frames already restricted to
-    known wards (``_selected``), so many KPIs share one pass over each frame.
-    """
-    kind, measures = kpi.kind, list(kpi.measures)
-
-    def selected(name: str) -> pd.DataFrame:
-        frame = frames[name] if frames is not None and name in frames else _selected(snapshot.frame(name), crosswalk)
-        if key == PROVINCE and not frame.empty:
-            frame = frame.assign(**{PROVINCE_GROUP: PROVINCE_SUBJECT})
-        return frame
-
-    group = {"ward": WARD_COLUMN, "entity": ENTITY, PROVINCE: PROVINCE_GROUP}[key]
-    if kind == "median":  # exact, over the durations of records that ended in the window (kpis.duration_values)
-        frame = selected("durations")
-        if group not in frame or frame.empty:
-            return pd.Series(dtype="float64")
-        start = window_start(kpi.window, now, frame_bucket_seconds(dataset, window_frame(kpi.window)))
-        inside = (frame[DURATION_NAME] == measures[0]) & (frame[DURATION_END] <= to_epoch(now))
-        if start is not None:
-            inside &= frame[DURATION_END] >= start
-        durations = frame.loc[inside, DURATION_VALUE].astype("float64")
-        return durations.groupby(frame.loc[inside, group]).median() * kpi.scale
-    if kind in ("state", "state_ratio"):
-        frame = selected("state")
-        if group not in frame or frame.empty:
-            return pd.Series(dtype="float64")
-        sums = pd.DataFrame({m: _column(frame, m) for m in measures}).groupby(frame[group]).sum()
-        if kind == "state":
-            return sums[measures[0]].astype("float64") * kpi.scale
-        return _ratio(sums[measures[0]], sums[measures[1]], kpi.scale)
-    if kind in ("latest_ratio", "latest_max"):
-        frame = selected("recent")
-        if frame.empty or group not in frame:
-            return pd.Series(dtype="float64")
-        horizon = to_epoch(now) - LATEST_HORIZON_FACTOR * max(dataset.expected_seconds, dataset.bucket_seconds)
-        frame = frame.loc[frame[BUCKET] >= horizon]
-        has_entity = ENTITY in frame
-        newest_by = [group, ENTITY] if has_entity and group != ENTITY else [group]
-        if frame.empty:
-            return pd.Series(dtype="float64")
-        frame = frame.loc[frame[BUCKET] == frame.groupby(newest_by)[BUCKET].transform("max")]
-        if kind == "latest_ratio":
-            sums = frame.groupby(group)[measures].sum()
-            return _ratio(sums[measures[0]], sums[measures[1]], kpi.scale)
-        inner = [group, ENTITY] if has_entity and group != ENTITY else [group, BUCKET]
-        how = "sum" if len(measures) == 2 else kpi_measure_agg(dataset, measures[0])
-        per = frame.groupby(inner)[measures].agg(how)
-        values = per[measures[0]] / per[measures[1]] if len(measures) == 2 else per[measures[0]]
-        values = values.replace([np.inf, -np.inf], np.nan).dropna()
-        return values.groupby(level=0).max().astype("float64") * kpi.scale
-    window = kpi.window
-    frame_name = window_frame(window)
-    start = window_start(window, now, frame_bucket_seconds(dataset, frame_name))
-    frame = selected(frame_name)
-    if group not in frame or frame.empty:
-        return pd.Series(dtype="float64")
-    if start is not None:
-        frame = frame.loc[frame[BUCKET] >= start]
-    sums = pd.DataFrame({m: _column(frame, m) for m in measures}).groupby(frame[group]).sum()
-    if kind == "sum":
-        return sums[measures[0]].astype("float64") * kpi.scale
-    return _ratio(sums[measures[0]], sums[measures[1]], kpi.scale)
-
-
-class KnownWardFrames(Mapping[str, pd.DataFrame]):
-    """A snapshot's frames restricted to known wards (``_selected``), each computed on first use.
-
-    Evaluating a dataset's rules touches two or three of its frames; the 35-day per-entity rollup,
-    the largest, is only read by the preview and by 7d/30d KPIs per entity.
-    """
-
-    def __init__(self, snapshot: Snapshot, crosswalk: dict[str, str]) -> None:
-        self._snapshot = snapshot
-        self._crosswalk = crosswalk
-        self._done: dict[str, pd.DataFrame] = {}
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        if name not in self._done:
-            if name == "entities" or name not in self._snapshot.frames:
-                raise KeyError(name)
-            self._done[name] = _selected(self._snapshot.frame(name), self._crosswalk)
-        return self._done[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name in self._snapshot.frames if name != "entities")
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 def entity_table(snapshot: Snapshot, crosswalk: dict[str, str]) -> pd.DataFrame:
@@ -229,22 +116,21 @@ class SubjectValues:
     ward_codes: Sequence[str]
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _entities: pd.DataFrame | None = None
+    _grouped: GroupedValues | None = None
 
-    def frames(self) -> KnownWardFrames:
-        """The snapshot's frames restricted to known wards, each computed once per snapshot when first read."""
-        if "frames" not in self._cache:
-            self._cache["frames"] = KnownWardFrames(self.snapshot, self.crosswalk)
-        return self._cache["frames"]
+    @property
+    def grouped(self) -> GroupedValues:
+        """The snapshot's frames coded once, serving every grouped KPI per ward, entity and province."""
+        if self._grouped is None:
+            self._grouped = GroupedValues(self.dataset, self.snapshot, self.now, self.crosswalk, self.ward_codes)
+        return self._grouped
 
     def province(self, kpi: Kpi) -> float | None:
         """The province-wide value (equal to ``compute_kpi``, the overview's figure)."""
         key = (kpi.id, PROVINCE)
         if key not in self._cache:
             if kpi.kind in GROUPED_KINDS:
-                series = grouped_kpi(
-                    self.dataset, kpi, self.snapshot, self.now, self.crosswalk, PROVINCE, self.frames()
-                )
-                self._cache[key] = _complete(series, [PROVINCE_SUBJECT], kpi.kind)[PROVINCE_SUBJECT]
+                self._cache[key] = self.grouped.province(kpi)
             else:
                 self._cache[key] = compute_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk).value
         return self._cache[key]
@@ -254,10 +140,11 @@ class SubjectValues:
         key = (kpi.id, "ward")
         if key not in self._cache:
             if kpi.kind in GROUPED_KINDS:
-                series = grouped_kpi(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "ward", self.frames())
+                found = self.grouped.values(kpi, PER_WARD)[1].values[: len(self.ward_codes)]
+                self._cache[key] = dict(zip(map(str, self.ward_codes), _numbers(found), strict=True))
             else:
                 series = kpi_by_ward(self.dataset, kpi, self.snapshot, self.now, self.crosswalk, list(self.ward_codes))
-            self._cache[key] = _complete(series, self.ward_codes, kpi.kind)
+                self._cache[key] = _complete(series, self.ward_codes, kpi.kind)
         return self._cache[key]
 
     def array(self, kpi: Kpi, per: str) -> tuple[list[str], np.ndarray]:
@@ -285,23 +172,20 @@ class SubjectValues:
         return column.reindex([e.removeprefix("entity:") for e in entities]).to_numpy(dtype="float64")
 
     def by_entity(self, kpi: Kpi) -> dict[str, float | None]:
-        """Every known entity's value."""
+        """Every known entity's value: the entities of the reference table, then any other entity with
+        rows that count (7d/30d windows read the per-entity hourly rollup, as the dashboards do)."""
         key = (kpi.id, "entity")
         if key not in self._cache:
             if kpi.kind not in KNOWN_KINDS:
                 self._cache[key] = {}
-            elif kpi.kind in WINDOWED_KINDS and kpi.window in HOURLY_ENTITY_WINDOWS:
-                # 7d/30d windows read hourly rollups: per entity only in ``hourly_entity`` (by_entity datasets);
-                # today/24h read the fine buckets below, exactly as the dashboards do
-                series = kpi_by_entity(self.dataset, kpi, self.snapshot, self.now, self.crosswalk)
-                known = list(dict.fromkeys([*self.entities.index.astype(str), *series.index.astype(str)]))
-                self._cache[key] = _complete(series, known, kpi.kind)
             else:
-                series = grouped_kpi(
-                    self.dataset, kpi, self.snapshot, self.now, self.crosswalk, "entity", self.frames()
-                )
-                known = list(dict.fromkeys([*self.entities.index.astype(str), *series.index.astype(str)]))
-                self._cache[key] = _complete(series, known, kpi.kind)
+                names, found = self.grouped.values(kpi, PER_ENTITY)
+                default = 0.0 if kpi.kind in ZERO_WHEN_EMPTY else None
+                values = dict.fromkeys(self.entities.index.astype(str), default)
+                for name, value, present in zip(names, _numbers(found.values), found.present, strict=True):
+                    if present or name in values:
+                        values[name] = value
+                self._cache[key] = values
         return self._cache[key]
 
     @property
@@ -311,24 +195,30 @@ class SubjectValues:
             self._entities = entity_table(self.snapshot, self.crosswalk)
         return self._entities
 
+    def _entity_column(self, column: str) -> dict[Any, Any]:
+        """One column of the entity table as a dict (a pandas lookup per subject costs ~10 µs)."""
+        key = (column, "entity column")
+        if key not in self._cache:
+            table = self.entities
+            self._cache[key] = dict(zip(table.index, table[column], strict=True)) if column in table else {}
+        return self._cache[key]
+
     def entity_ward(self, entity: str) -> str | None:
         """The current ward an entity stands in."""
-        if entity in self.entities.index:
-            ward = self.entities.at[entity, "ward"]
-            return None if pd.isna(ward) else str(ward)
-        return None
+        ward = self._entity_column("ward").get(entity)
+        return None if ward is None or pd.isna(ward) else str(ward)
 
     def entity_name(self, entity: str) -> str:
         """The entity's display name (its id when unknown)."""
-        if entity in self.entities.index and "name" in self.entities:
-            return str(self.entities.at[entity, "name"])
-        return entity
+        names = self._entity_column("name")
+        return str(names[entity]) if entity in names else entity
 
     def attributes(self, entity: str) -> Mapping[str, Any]:
         """The entity's reference attributes."""
-        if entity in self.entities.index:
-            return self.entities.loc[entity].to_dict()
-        return {}
+        key = (entity, "attributes")
+        if key not in self._cache:
+            self._cache[key] = self.entities.loc[entity].to_dict() if entity in self.entities.index else {}
+        return self._cache[key]
 
 
 def _complete(series: pd.Series, subjects: Sequence[str], kind: str) -> dict[str, float | None]:
@@ -339,6 +229,11 @@ def _complete(series: pd.Series, subjects: Sequence[str], kind: str) -> dict[str
         value = lookup.get(str(subject), default)
         values[str(subject)] = None if value is None or pd.isna(value) else float(value)
     return values
+
+
+def _numbers(values: np.ndarray) -> list[float | None]:
+    """Floats, None for NaN."""
+    return [None if np.isnan(v) else float(v) for v in values.tolist()]
 
 
 def _fixed(threshold: Threshold | None) -> float | None:
@@ -387,10 +282,9 @@ def candidate_subjects(rule: Rule, kpi: Kpi, values: SubjectValues, *, stale: bo
         return list(subjects) if rule.no_data == NO_DATA_ALERT else []
     compare = _VECTOR_COMPARE[rule.comparator]
     hit = np.zeros(len(subjects), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for _severity, threshold in rule.levels:
-            limit = values.attribute_array(threshold.attribute, subjects) if threshold.attribute else threshold.value
-            hit |= compare(numbers, limit)
+    for _severity, threshold in rule.levels:  # comparisons with NaN are False, without a warning
+        limit = values.attribute_array(threshold.attribute, subjects) if threshold.attribute else threshold.value
+        hit |= compare(numbers, limit)
     if rule.no_data == NO_DATA_ALERT:
         hit |= np.isnan(numbers)
     return [subjects[i] for i in np.flatnonzero(hit)]
@@ -401,6 +295,7 @@ def observations_of(
 ) -> dict[str, Observation]:
     """Observations of only these subjects (ward or entity keys)."""
     warning, critical = _fixed(rule.warning), _fixed(rule.critical)
+    by_attribute = rule.uses_attributes
     found = {}
     for subject in subjects:
         kind, code = subject_parts(subject)
@@ -409,7 +304,7 @@ def observations_of(
             found[subject] = Observation(value, warning, critical, stale)
         elif kind == "entity":
             value = values.by_entity(kpi).get(code or "")
-            w, c = observations_for_subject(rule, values, subject) if rule.uses_attributes else (warning, critical)
+            w, c = observations_for_subject(rule, values, subject) if by_attribute else (warning, critical)
             found[subject] = Observation(value, w, c, stale)
         else:
             found[subject] = Observation(values.province(kpi), warning, critical, stale)
