@@ -318,6 +318,10 @@ class WardFramesPublisher:
     clock: Clock = system_clock
     fingerprint: str = field(init=False)
     _published: dict[str, tuple[Snapshot, datetime]] = field(init=False, default_factory=dict)
+    _ward_frames_of: dict[str, tuple[tuple[str, tuple[str, ...]], dict[str, EncodedFrame]]] = field(
+        init=False, default_factory=dict
+    )
+    """Per dataset, what the last ``each_ward`` published from: (frames' digest, key templates), and its frames."""
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -371,15 +375,46 @@ class WardFramesPublisher:
         if published is None:
             return
         snapshot, now = published
-        per_ward = ward_figures_ahead(
-            self.catalogue.get(dataset_id), snapshot, self.crosswalk, now, self.ward_codes, AHEAD_WINDOWS
-        )
+        dataset = self.catalogue.get(dataset_id)
         source = {"source_version": snapshot.version, "crosswalk": self.fingerprint}
-        self.store.put(ward_figures_name(dataset_id), source, ward_figure_frames(per_ward))
+        basis = _ward_basis(dataset, snapshot, self.crosswalk, now, self.ward_codes[0]) if self.ward_codes else None
+        last = self._ward_frames_of.get(dataset_id)
+        if basis is not None and last is not None and last[0] == basis:
+            # the same frames and the same moments: the same figures, published for this version as they were
+            self.store.put(ward_figures_name(dataset_id), source, last[1])
+            return
+        per_ward = ward_figures_ahead(dataset, snapshot, self.crosswalk, now, self.ward_codes, AHEAD_WINDOWS)
+        frames = ward_figure_frames(per_ward)
+        self.store.put(ward_figures_name(dataset_id), source, frames)
+        if basis is not None:
+            self._ward_frames_of[dataset_id] = (basis, frames)
 
     def hooks(self) -> tuple[Callable[[str, Any], None], Callable[[str, Any], None]]:
         """The province hook and the every-ward hook, for a poller that runs nothing between them."""
         return self, self.each_ward
+
+
+def _ward_basis(
+    dataset: Dataset, snapshot: Snapshot, crosswalk: Mapping[str, str], now: datetime, code: str
+) -> tuple[str, tuple[str, ...]] | None:
+    """What every ward's figures are computed from: the snapshot's frames (a digest of their stored bytes)
+    and the keys' templates, which hold the moments the figures depend on (the same for every ward);
+    None when the frames cannot be digested (a store keeping frames in memory)."""
+    from data_sources.figures import entity_latest_key, kpi_key, series_key, ward_frames
+
+    fingerprint = getattr(snapshot.frames, "fingerprint", None)
+    if fingerprint is None:
+        return None
+    prepared = ward_frames(snapshot, crosswalk)
+    wards = frozenset([code])
+    keys = [
+        kpi_key(dataset, kpi, prepared, now, wards=wards, window=window)
+        for kpi in dataset.kpis
+        for window in dict.fromkeys((kpi.window, *AHEAD_WINDOWS))
+    ]
+    keys += [series_key(dataset, now, wards=wards, window=window) for window in AHEAD_WINDOWS]
+    keys += [entity_latest_key(dataset, kpi.id, snapshot, now, crosswalk, wards=wards) for kpi in dataset.kpis]
+    return fingerprint(), tuple(ward_template(key)[0] for key in keys)
 
 
 # --- the web side ----------------------------------------------------------------------------------

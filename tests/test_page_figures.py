@@ -344,6 +344,26 @@ class TestOneWardFiguresComputedAhead:
         )
         page_app["poller"].poll_all()
 
+    def test_a_poll_that_changed_nothing_publishes_the_same_ward_figures_for_its_version(self, page_app, monkeypatch):
+        from data_sources import figures as figures_module
+
+        catalogue, store = page_app["catalogue"], page_app["store"]
+        hook, each_ward = publisher(catalogue, store).hooks()
+        poller = Poller(catalogue, page_app["warehouse"], store, lambda: FIXED_NOW, after_poll=(hook, each_ward))
+        computed = []  # which datasets' every-ward figures were computed (the hook imports the function on use)
+        original = figures_module.ward_figures_ahead
+        monkeypatch.setattr(
+            figures_module, "ward_figures_ahead", lambda *a, **k: computed.append(a[0].id) or original(*a, **k)
+        )
+        poller.poll("feedback")
+        first = store.get("ward-figures:feedback")
+        poller.poll("feedback")  # nothing new in the warehouse, the clock where it was
+        second = store.get("ward-figures:feedback")
+        assert computed == ["feedback"]  # figures computed once, published for both versions
+        assert second.meta["source_version"] == store.versions()["feedback"] > first.meta["source_version"]
+        assert second.frames["w:19789"].equals(first.frames["w:19789"])
+        page_app["poller"].poll_all()
+
     def test_only_kpi_and_series_keys_of_exactly_one_ward_are_looked_up(self):
         one, two = frozenset(["19789"]), frozenset(["19789", "19753"])
         template, code = ward_template(("kpi", "open", "7d", None, one, (5,)))
