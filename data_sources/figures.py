@@ -34,6 +34,7 @@ from data_sources.kpis import (
     frame_bucket_seconds,
     kpi_measure_agg,
     median_figure,
+    versus_arrays,
     versus_figure,
     versus_of_arrays,
     window_frame,
@@ -956,14 +957,8 @@ def _other_each_ward(
 def _versus_of_ward(kpi: Kpi, prepared: WardFrames, now: datetime) -> Callable[[str], KpiFigure]:
     """A comparison KPI of one ward from the hourly frame's arrays, taken once: ``versus_figure`` of the
     ward's rows (the same values in the same order)."""
-    frame = prepared.frame("hourly")
     positions = prepared.ward_rows("hourly")
-    if frame.empty:
-        buckets = np.array([], dtype="int64")
-        columns: list[np.ndarray | None] = [np.array([]) for _ in kpi.measures]
-    else:
-        buckets = frame[BUCKET].to_numpy()
-        columns = [frame[m].to_numpy(dtype="float64", na_value=np.nan) if m in frame else None for m in kpi.measures]
+    buckets, columns = versus_arrays(kpi, prepared.frame("hourly"))
 
     def of_ward(code: str) -> KpiFigure:
         rows = positions.get(code, _NO_ROWS)

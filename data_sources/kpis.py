@@ -316,10 +316,16 @@ def _versus(
 
 def versus_figure(dataset: Dataset, kpi: Kpi, hourly: pd.DataFrame, now: datetime) -> KpiFigure:
     """A comparison KPI over already selected hourly rows (current wards, some of them)."""
+    return versus_of_arrays(kpi, *versus_arrays(kpi, hourly), now)
+
+
+def versus_arrays(kpi: Kpi, hourly: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """What ``versus_of_arrays`` reads of hourly rows: their bucket starts and the KPI's measures (None: a
+    measure the rows lack; without rows, no bucket and no measure)."""
     if hourly.empty:
-        return versus_of_arrays(kpi, np.array([], dtype="int64"), [np.array([]) for _ in kpi.measures], now)
+        return np.array([], dtype="int64"), [None for _ in kpi.measures]
     columns = [hourly[m].to_numpy(dtype="float64", na_value=np.nan) if m in hourly else None for m in kpi.measures]
-    return versus_of_arrays(kpi, hourly[BUCKET].to_numpy(), columns, now)
+    return hourly[BUCKET].to_numpy(), columns
 
 
 def versus_of_arrays(kpi: Kpi, buckets: np.ndarray, measures: list[np.ndarray | None], now: datetime) -> KpiFigure:

@@ -49,11 +49,6 @@ def _release_loop() -> None:
             _held -= 1
 
 
-def held() -> int:
-    """How many released objects are not dropped yet."""
-    return _held
-
-
 def wait_released(timeout: float = 30.0) -> bool:
     """Wait until every released object is dropped (True), or ``timeout`` seconds (False)."""
     end = time.monotonic() + timeout
